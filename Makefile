@@ -1,0 +1,44 @@
+# Two environments: Airflow 3.3 (first-class) and Airflow 2.11 (supported). Each target installs what it needs.
+PYTHON ?= python3
+AIRFLOW3 ?= 3.3.2
+AIRFLOW2 ?= 2.11.2
+VENV3 := .venv
+VENV2 := .venv-af2
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-af3 test-af2 lint bench e2e clean
+
+$(VENV3)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV3)
+	$(VENV3)/bin/pip install -q --upgrade pip
+	$(VENV3)/bin/pip install -q "apache-airflow==$(AIRFLOW3)" -e ".[dev]"
+	touch $@
+
+$(VENV2)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV2)
+	$(VENV2)/bin/pip install -q --upgrade pip
+	$(VENV2)/bin/pip install -q "apache-airflow==$(AIRFLOW2)" -e ".[test]"
+	touch $@
+
+## demo: sync the sample warehouse into a knowledge base (the emulator, or a real Dify via AIRFLOW_CONN_DIFY_DEFAULT)
+demo: $(VENV3)/.installed
+	$(VENV3)/bin/python -m example_dags.demo
+
+## test: ruff, then the whole suite on Airflow 3.3 and on Airflow 2.11
+test: lint test-af3 test-af2
+
+lint: $(VENV3)/.installed
+	$(VENV3)/bin/ruff check .
+
+test-af3: $(VENV3)/.installed
+	$(VENV3)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+test-af2: $(VENV2)/.installed
+	$(VENV2)/bin/python -m pytest -q -p no:cacheprovider -m "not e2e" $(PYTEST_ARGS)
+
+## bench: measure against the alternatives and write docs/performance.md
+bench: $(VENV3)/.installed
+	$(VENV3)/bin/python -m bench
+
+clean:
+	rm -rf $(VENV3) $(VENV2) .demo

@@ -1,0 +1,177 @@
+"""Exceptions raised by the Dify provider.
+
+Every error that a Dify server can answer maps to one class below (see
+:func:`airflow_provider_dify.hooks.responses.error_from_response`). Each carries the HTTP ``status``, Dify's
+``code`` and ``message``, and the request that failed (``method`` and ``path``, never a header, so never the
+API key). All of them subclass :class:`~airflow.exceptions.AirflowException` so that Airflow reports them as
+task failures.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.providers.common.compat.sdk import AirflowException
+
+
+class DifyError(AirflowException):
+    """
+    Base class of every error raised by this provider.
+
+    :param message: Dify's ``message`` (or a description of what went wrong on the client side).
+    :param status: the HTTP status code, ``None`` when no response was received.
+    :param code: Dify's error ``code`` (``invalid_param``, ``not_found``...), ``None`` when absent.
+    :param method: the HTTP method of the failed request.
+    :param path: the request path relative to the API base URL, for example ``/datasets/<id>/documents``.
+    :param body: the decoded error body, for callers that need more than the message.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        method: str | None = None,
+        path: str | None = None,
+        body: Any = None,
+    ) -> None:
+        self.message = message
+        self.status = status
+        self.code = code
+        self.method = method
+        self.path = path
+        self.body = body
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        where = f"{self.method} {self.path}" if self.method and self.path else "Dify request"
+        status = f"HTTP {self.status}" if self.status is not None else "no response"
+        code = f" [{self.code}]" if self.code else ""
+        message = self.message if self.message else "(empty message)"
+        return f"{where} failed: {status}{code}: {message}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only arguments need help to survive pickling (Airflow pickles exceptions across processes).
+        return (_rebuild_error, (type(self), self.message, self.__dict__.copy()))
+
+
+def _rebuild_error(cls: type[DifyError], message: str, state: dict[str, Any]) -> DifyError:
+    error = cls.__new__(cls)
+    error.__dict__.update(state)
+    Exception.__init__(error, error._describe())
+    return error
+
+
+class DifyConnectionError(DifyError):
+    """
+    The request got no HTTP response: the host is unreachable, the connection was reset or timed out.
+
+    :param maybe_delivered: ``True`` when the request may have reached the server before the failure (a read
+        timeout or a reset after sending), so repeating a non-idempotent write could duplicate it.
+    """
+
+    def __init__(self, message: str, *, maybe_delivered: bool, **kwargs: Any) -> None:
+        self.maybe_delivered = maybe_delivered
+        super().__init__(message, **kwargs)
+
+
+class DifyAuthenticationError(DifyError):
+    """HTTP 401: the API key is missing, malformed or unknown (an app key instead of a knowledge key)."""
+
+
+class DifyNotFoundError(DifyError):
+    """HTTP 404 with a Dify JSON body: the knowledge base, document, chunk, batch, tag or file does not exist."""
+
+
+class DifyUnsupportedEndpointError(DifyError):
+    """
+    The server does not know this route (404 HTML page or 405): it is older than the feature used.
+
+    The hook falls back once to the older spelling of a route when one exists.
+    """
+
+
+class DifyDocumentNotReadyError(DifyError):
+    """
+    The document exists but is not in a state that allows the call.
+
+    Dify answers this as 404 "Document is not completed." / "Document is disabled." when chunks are added too
+    early, and as 400 "Document is not available" when a document that is indexing, disabled or archived is
+    updated. Wait for indexing (or enable / un-archive the document) and try again.
+    """
+
+
+class DifyResourceBusyError(DifyError):
+    """
+    A transient refusal: the resource is being indexed, deleted or locked by another metadata operation.
+
+    The hook retries these with backoff; they reach the caller only when retries are exhausted.
+    """
+
+
+class DifyRateLimitError(DifyError):
+    """
+    The knowledge request rate limit was reached (Dify answers 403 with a rate-limit message, or 429).
+
+    :param retry_after: seconds to wait as told by a ``Retry-After`` header, ``None`` when absent (Dify sends
+        none: its window is a sliding 60 seconds).
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kwargs)
+
+
+class DifyQuotaExceededError(DifyError):
+    """HTTP 403 from billing: vector space or document count exhausted, or a feature of a paid plan."""
+
+
+class DifyForbiddenError(DifyError):
+    """Any other HTTP 403: API access disabled on the knowledge base, an archived document, no permission."""
+
+
+class DifyConflictError(DifyError):
+    """HTTP 409: a knowledge base with that name exists, or the knowledge base is in use by apps."""
+
+
+class DifyValidationError(DifyError):
+    """HTTP 400 (``invalid_param``, ``bad_request``, the ``{"error": ...}`` body of chunk validation...) or 415
+    ``unsupported_media_type``: the request itself is wrong and repeating it will not help."""
+
+
+class DifyFileRejectedError(DifyError):
+    """The uploaded file was refused: too large (413), of a type the server does not accept (415), or the 400
+    with an empty message that create-by-file answers for either."""
+
+
+class DifyServerError(DifyError):
+    """HTTP 5xx: the server (or a proxy in front of it) failed."""
+
+
+class DifyInvalidResponseError(DifyError):
+    """The server answered something that is not a Dify JSON response (an HTML page from a proxy, broken JSON)."""
+
+
+class DifyIndexingError(DifyError):
+    """
+    Indexing of a document ended badly: ``error``, ``paused``, ``stopped``, stalled, or the document vanished.
+
+    :param document_id: the id of the document that failed.
+    :param indexing_status: the last indexing status seen.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        document_id: str | None = None,
+        indexing_status: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.document_id = document_id
+        self.indexing_status = indexing_status
+        super().__init__(message, **kwargs)
+
+    def _describe(self) -> str:
+        return self.message

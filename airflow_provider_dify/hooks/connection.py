@@ -1,0 +1,177 @@
+"""The ``dify`` Airflow connection: how its fields and extras become client settings.
+
+Shared by the sync hook and the async trigger client, so both read a connection the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from airflow_provider_dify.hooks.retries import RetryPolicy
+
+CONN_TYPE = "dify"
+DEFAULT_CONN_ID = "dify_default"
+DIFY_CLOUD_API = "https://api.dify.ai/v1"
+DIFY_CLOUD_CONSOLE = "https://cloud.dify.ai"
+
+#: Extras understood by the connection, with their meaning (also shown in the connection form).
+CONNECTION_EXTRAS: dict[str, str] = {
+    "timeout": "Seconds to wait for a response (default 60).",
+    "connect_timeout": "Seconds to wait for a TCP/TLS connection (default 10).",
+    "verify_ssl": "Verify the server's TLS certificate (default true).",
+    "ca_bundle": "Path to a CA bundle to verify the server's certificate with.",
+    "max_retries": "Retries after a failed attempt for errors worth repeating (default 4).",
+    "retry_wait_max": "Longest back-off between retries, in seconds (default 30).",
+    "rate_limit_wait": "Seconds to wait after Dify's rate-limit answer (default 60: Dify's window).",
+    "requests_per_minute": "Client-side limit of rate-limited requests per minute (Dify Cloud: 10/100/1000).",
+    "console_url": "Dify console URL for the task links (default: derived from the API URL).",
+}
+
+
+def normalize_base_url(host: str, *, schema: str | None = None, port: int | None = None) -> str:
+    """
+    Turn a connection host into the API base URL, ending in ``/v1``.
+
+    ``api.dify.ai`` becomes ``https://api.dify.ai/v1``; ``http://dify.local`` becomes
+    ``http://dify.local/v1``; a URL that already ends in ``/v1`` is kept.
+    """
+    host = (host or "").strip()
+    if not host:
+        raise ValueError(
+            "host: the Dify connection needs the API base URL, e.g. https://api.dify.ai/v1 or http://my-dify-host/v1."
+        )
+    if "://" not in host:
+        scheme = (schema or "").strip() if (schema or "").strip() in ("http", "https") else "https"
+        host = f"{scheme}://{host}"
+    parts = urlsplit(host)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"host: {host!r} is not an http(s) URL of a Dify API.")
+    netloc = parts.netloc
+    if port and parts.port is None:
+        netloc = f"{netloc}:{port}"
+    path = parts.path.rstrip("/")
+    if not path.endswith("/v1"):
+        path = f"{path}/v1"
+    return urlunsplit((parts.scheme, netloc, path, "", ""))
+
+
+def console_url_for(base_url: str) -> str:
+    """The console URL matching an API base URL: Dify Cloud's console, or the same host for self-hosted."""
+    parts = urlsplit(base_url)
+    if parts.hostname == "api.dify.ai":
+        return DIFY_CLOUD_CONSOLE
+    path = parts.path.rstrip("/")
+    path = path[: -len("/v1")] if path.endswith("/v1") else path
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+@dataclass(frozen=True)
+class DifyConnectionSettings:
+    """
+    Everything a client needs from a ``dify`` connection. The API key never appears in its repr.
+
+    :param base_url: API base URL ending in ``/v1``.
+    :param api_key: the knowledge ("dataset") API key.
+    :param timeout: ``(connect, read)`` timeouts in seconds.
+    :param verify: ``True``/``False`` or the path of a CA bundle.
+    :param retry: the retry policy.
+    :param requests_per_minute: client-side throttle of rate-limited requests, ``None`` for none.
+    :param console_url: the console URL for task links.
+    """
+
+    base_url: str
+    api_key: str = field(repr=False)
+    timeout: tuple[float, float] = (10.0, 60.0)
+    verify: bool | str = True
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    requests_per_minute: int | None = None
+    console_url: str = ""
+
+    @property
+    def workspace_key(self) -> str:
+        """A stable, non-secret identifier of the workspace (the key's hash), for sharing a throttle."""
+        digest = hashlib.sha256(f"{self.base_url}\n{self.api_key}".encode()).hexdigest()
+        return digest[:16]
+
+    @classmethod
+    def from_fields(
+        cls,
+        *,
+        host: str | None,
+        password: str | None,
+        extra: Mapping[str, Any] | None,
+        schema: str | None = None,
+        port: int | None = None,
+        conn_id: str = DEFAULT_CONN_ID,
+    ) -> DifyConnectionSettings:
+        """Build settings from the fields of an Airflow connection, with errors that name the field."""
+        if not password or not password.strip():
+            raise ValueError(
+                f"Connection {conn_id!r}: the Password field must hold the Dify knowledge API key "
+                "(Knowledge -> Service API -> API Key)."
+            )
+        extra = dict(extra or {})
+        unknown = sorted(set(extra) - set(CONNECTION_EXTRAS))
+        if unknown:
+            raise ValueError(
+                f"Connection {conn_id!r}: unknown extra field(s) {', '.join(unknown)}; "
+                f"known ones are {', '.join(CONNECTION_EXTRAS)}."
+            )
+        try:
+            base_url = normalize_base_url(host or "", schema=schema, port=port)
+        except ValueError as error:
+            raise ValueError(f"Connection {conn_id!r}: {error}") from None
+
+        def number(name: str, default: float, minimum: float = 0.0) -> float:
+            value = extra.get(name, default)
+            try:
+                result = float(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"Connection {conn_id!r}: extra {name!r} must be a number, got {value!r}.") from None
+            if result < minimum:
+                raise ValueError(f"Connection {conn_id!r}: extra {name!r} must be at least {minimum}.")
+            return result
+
+        verify: bool | str = _boolean(extra.get("verify_ssl", True), "verify_ssl", conn_id)
+        if extra.get("ca_bundle"):
+            verify = str(extra["ca_bundle"])
+        rpm = extra.get("requests_per_minute")
+        requests_per_minute = int(number("requests_per_minute", 0, 1)) if rpm not in (None, "") else None
+        retry = RetryPolicy(
+            max_attempts=int(number("max_retries", 4)) + 1,
+            backoff_max=number("retry_wait_max", 30.0),
+            rate_limit_wait=number("rate_limit_wait", 60.0),
+        )
+        return cls(
+            base_url=base_url,
+            api_key=password.strip(),
+            timeout=(number("connect_timeout", 10.0, 0.001), number("timeout", 60.0, 0.001)),
+            verify=verify,
+            retry=retry,
+            requests_per_minute=requests_per_minute,
+            console_url=str(extra.get("console_url") or console_url_for(base_url)).rstrip("/"),
+        )
+
+    @classmethod
+    def from_connection(cls, conn: Any) -> DifyConnectionSettings:
+        """Build settings from an Airflow ``Connection``."""
+        return cls.from_fields(
+            host=conn.host,
+            password=conn.password,
+            extra=conn.extra_dejson,
+            schema=conn.schema,
+            port=conn.port,
+            conn_id=conn.conn_id,
+        )
+
+
+def _boolean(value: Any, name: str, conn_id: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
+        return value.strip().lower() in ("true", "1", "yes", "on")
+    raise ValueError(f"Connection {conn_id!r}: extra {name!r} must be true or false, got {value!r}.")

@@ -1,0 +1,759 @@
+"""Knowledge API operations as request descriptions, free of any I/O.
+
+Each Knowledge API operation is one function below that returns an :class:`ApiRequest`: method, path, query,
+JSON body or multipart parts, whether the route is under Dify's knowledge rate limit, whether repeating it
+cannot duplicate anything, and the older spelling of the route when one exists. The sync
+:class:`~airflow_provider_dify.hooks.dify.DifyHook` sends them with ``requests``; the async client used by the
+trigger sends the same descriptions with ``httpx``. Neither builds a request of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import os
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+#: The most items Dify returns per page.
+MAX_PAGE_SIZE = 100
+
+IndexingTechnique = Literal["high_quality", "economy"]
+DocumentAction = Literal["enable", "disable", "archive", "un_archive"]
+MetadataMode = Literal["all", "only", "without"]
+MetadataType = Literal["string", "number", "time"]
+ModelType = Literal["text-embedding", "rerank", "llm", "tts", "speech2text", "moderation"]
+
+DOCUMENT_ACTIONS: tuple[str, ...] = ("enable", "disable", "archive", "un_archive")
+METADATA_MODES: tuple[str, ...] = ("all", "only", "without")
+METADATA_TYPES: tuple[str, ...] = ("string", "number", "time")
+MODEL_TYPES: tuple[str, ...] = ("text-embedding", "rerank", "llm", "tts", "speech2text", "moderation")
+
+_UPLOAD_CHUNK_SIZE = 256 * 1024
+
+
+@dataclass(frozen=True)
+class FileUpload:
+    """
+    A file to send as the ``file`` part of a multipart request, read from disk while sending.
+
+    :param path: local path of the file.
+    :param filename: the name Dify gives the document (defaults to the file's own name).
+    :param content_type: the part's content type (guessed from the name by default).
+    """
+
+    path: str
+    filename: str
+    content_type: str
+
+    @classmethod
+    def from_path(cls, path: str | os.PathLike[str], filename: str | None = None) -> FileUpload:
+        """Describe an upload of ``path``, checking before anything is sent that it can be uploaded."""
+        local = Path(path)
+        if not local.exists():
+            raise ValueError(f"file: {str(local)!r} does not exist; pass the path of a readable file.")
+        if not local.is_file():
+            raise ValueError(f"file: {str(local)!r} is not a regular file; pass a file, not a directory.")
+        name = local.name if filename is None else filename
+        if not name or not name.strip():
+            raise ValueError("file: the upload needs a non-empty file name; pass filename='report.txt'.")
+        if "/" in name or "\\" in name:
+            raise ValueError(f"file: the file name {name!r} must not contain '/' or '\\'.")
+        content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        return cls(path=str(local), filename=name, content_type=content_type)
+
+
+class MultipartBody:
+    """
+    A ``multipart/form-data`` body that streams its file part from disk.
+
+    It has a length (so clients send ``Content-Length`` instead of chunked encoding) and yields the body in
+    pieces, never holding the file in memory. Iterate it once per attempt: each iteration reopens the file.
+
+    :param fields: plain text parts (``data`` holding a JSON string for Dify).
+    :param upload: the file part, if any.
+    """
+
+    def __init__(self, fields: Mapping[str, str], upload: FileUpload | None) -> None:
+        self.boundary = uuid.uuid4().hex
+        self.content_type = f"multipart/form-data; boundary={self.boundary}"
+        self._upload = upload
+        head = bytearray()
+        for name, value in fields.items():
+            head += self._part_header(f'form-data; name="{name}"', "text/plain; charset=utf-8")
+            head += value.encode("utf-8") + b"\r\n"
+        if upload is not None:
+            quoted = upload.filename.replace('"', "%22")
+            head += self._part_header(f'form-data; name="file"; filename="{quoted}"', upload.content_type)
+        self._head = bytes(head)
+        self._tail = (b"\r\n" if upload is not None else b"") + f"--{self.boundary}--\r\n".encode()
+        self._file_size = os.path.getsize(upload.path) if upload is not None else 0
+
+    def _part_header(self, disposition: str, content_type: str) -> bytes:
+        return (
+            f"--{self.boundary}\r\nContent-Disposition: {disposition}\r\nContent-Type: {content_type}\r\n\r\n"
+        ).encode()
+
+    def __len__(self) -> int:
+        return len(self._head) + self._file_size + len(self._tail)
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self._head
+        if self._upload is not None:
+            with open(self._upload.path, "rb") as handle:
+                while chunk := handle.read(_UPLOAD_CHUNK_SIZE):
+                    yield chunk
+        yield self._tail
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    """
+    One Knowledge API call, described without sending it.
+
+    :param operation: a short name for logs (``create_document_by_text``).
+    :param method: HTTP method.
+    :param path: path relative to the API base URL (which ends in ``/v1``).
+    :param params: query parameters as pairs (a key may repeat, as ``tag_ids`` does).
+    :param json_body: the JSON body, if any.
+    :param form_fields: text parts of a multipart body (sent as multipart when ``upload`` or these are set).
+    :param upload: the file part of a multipart body.
+    :param idempotent: ``True`` when sending the request twice cannot create anything twice, so it may be
+        repeated even when the first attempt may have reached the server (reads, deletes, updates, and
+        Dify's same-name upserts). Add-chunk calls are not.
+    :param rate_limited: ``True`` when Dify counts the route against the knowledge rate limit.
+    :param alias: ``(method, path)`` of the older spelling of the route, tried once when the server answers
+        404 with a non-JSON page or 405.
+    :param expect_json: ``False`` for routes that answer a binary file.
+    :param missing_is_success_on_retry: for deletes: a 404 on a repeated attempt means an earlier attempt
+        already deleted the resource.
+    """
+
+    operation: str
+    method: str
+    path: str
+    params: tuple[tuple[str, str], ...] = ()
+    json_body: Any = None
+    form_fields: Mapping[str, str] | None = None
+    upload: FileUpload | None = None
+    idempotent: bool = True
+    rate_limited: bool = False
+    alias: tuple[str, str] | None = None
+    expect_json: bool = True
+    missing_is_success_on_retry: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_multipart(self) -> bool:
+        """Whether the body is ``multipart/form-data``."""
+        return self.upload is not None or self.form_fields is not None
+
+    def multipart_body(self) -> MultipartBody:
+        """A fresh streaming body for one attempt (multipart requests only)."""
+        return MultipartBody(self.form_fields or {}, self.upload)
+
+    def with_alias(self) -> ApiRequest:
+        """The same request sent to the older spelling of the route."""
+        if self.alias is None:
+            raise ValueError(f"{self.operation} has no alias route")
+        method, path = self.alias
+        return replace(self, method=method, path=path, alias=None)
+
+
+# -- helpers -------------------------------------------------------------------------------------------------
+
+
+def _query(**values: Any) -> tuple[tuple[str, str], ...]:
+    pairs: list[tuple[str, str]] = []
+    for key, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, (list, tuple)):
+            pairs.extend((key, str(item)) for item in value)
+        elif isinstance(value, bool):
+            pairs.append((key, "true" if value else "false"))
+        else:
+            pairs.append((key, str(value)))
+    return tuple(pairs)
+
+
+def _body(**values: Any) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def _require(value: str | None, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name}: a non-empty string is required.")
+    return value
+
+
+def _page_size(limit: int) -> int:
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE_SIZE:
+        raise ValueError(f"limit: must be an integer from 1 to {MAX_PAGE_SIZE} (Dify caps pages at 100).")
+    return limit
+
+
+def _page(page: int) -> int:
+    if not isinstance(page, int) or isinstance(page, bool) or page < 1:
+        raise ValueError("page: pages are numbered from 1.")
+    return page
+
+
+def _choice(value: str, allowed: Sequence[str], name: str) -> str:
+    if value not in allowed:
+        raise ValueError(f"{name}: {value!r} is not one of {', '.join(allowed)}.")
+    return value
+
+
+def _ds(dataset_id: str) -> str:
+    return f"/datasets/{_require(dataset_id, 'dataset_id')}"
+
+
+def _doc(dataset_id: str, document_id: str) -> str:
+    return f"{_ds(dataset_id)}/documents/{_require(document_id, 'document_id')}"
+
+
+def _seg(dataset_id: str, document_id: str, segment_id: str) -> str:
+    return f"{_doc(dataset_id, document_id)}/segments/{_require(segment_id, 'segment_id')}"
+
+
+# -- datasets ------------------------------------------------------------------------------------------------
+
+
+def create_dataset(
+    name: str,
+    *,
+    description: str | None = None,
+    indexing_technique: IndexingTechnique | None = None,
+    permission: str | None = None,
+    embedding_model: str | None = None,
+    embedding_model_provider: str | None = None,
+    retrieval_model: Mapping[str, Any] | None = None,
+    **extra: Any,
+) -> ApiRequest:
+    """``POST /datasets``. A repeat answers 409 ``dataset_name_duplicate`` rather than a second dataset."""
+    _require(name, "name")
+    if len(name) > 40:
+        raise ValueError(f"name: Dify allows at most 40 characters for a knowledge base name, got {len(name)}.")
+    body = _body(
+        name=name,
+        description=description,
+        indexing_technique=indexing_technique,
+        permission=permission,
+        embedding_model=embedding_model,
+        embedding_model_provider=embedding_model_provider,
+        retrieval_model=dict(retrieval_model) if retrieval_model else None,
+        **extra,
+    )
+    return ApiRequest("create_dataset", "POST", "/datasets", json_body=body, rate_limited=True)
+
+
+def list_datasets(
+    *,
+    page: int = 1,
+    limit: int = 20,
+    keyword: str | None = None,
+    include_all: bool | None = None,
+    tag_ids: Sequence[str] | None = None,
+) -> ApiRequest:
+    """``GET /datasets``."""
+    params = _query(
+        page=_page(page),
+        limit=_page_size(limit),
+        keyword=keyword,
+        include_all=include_all,
+        tag_ids=list(tag_ids) if tag_ids else None,
+    )
+    return ApiRequest("list_datasets", "GET", "/datasets", params=params)
+
+
+def get_dataset(dataset_id: str) -> ApiRequest:
+    """``GET /datasets/{dataset_id}``."""
+    return ApiRequest("get_dataset", "GET", _ds(dataset_id))
+
+
+def update_dataset(dataset_id: str, **changes: Any) -> ApiRequest:
+    """``PATCH /datasets/{dataset_id}``: only the keys given change."""
+    if not changes:
+        raise ValueError("update_dataset: pass at least one field to change (name, description...).")
+    return ApiRequest("update_dataset", "PATCH", _ds(dataset_id), json_body=changes, rate_limited=True)
+
+
+def delete_dataset(dataset_id: str) -> ApiRequest:
+    """``DELETE /datasets/{dataset_id}``."""
+    return ApiRequest("delete_dataset", "DELETE", _ds(dataset_id), rate_limited=True, missing_is_success_on_retry=True)
+
+
+# -- documents -----------------------------------------------------------------------------------------------
+
+
+def create_document_by_text(
+    dataset_id: str,
+    name: str,
+    text: str,
+    *,
+    indexing_technique: IndexingTechnique | None = None,
+    doc_form: str | None = None,
+    doc_language: str | None = None,
+    process_rule: Mapping[str, Any] | None = None,
+    retrieval_model: Mapping[str, Any] | None = None,
+    embedding_model: str | None = None,
+    embedding_model_provider: str | None = None,
+) -> ApiRequest:
+    """``POST /datasets/{id}/document/create-by-text``.
+
+    Idempotent by Dify's same-name upsert: repeating it updates the same document instead of adding one.
+    """
+    _require(name, "name")
+    if not isinstance(text, str):
+        raise ValueError("text: a string is required.")
+    body = _body(
+        name=name,
+        text=text,
+        indexing_technique=indexing_technique,
+        doc_form=doc_form,
+        doc_language=doc_language,
+        process_rule=dict(process_rule) if process_rule else None,
+        retrieval_model=dict(retrieval_model) if retrieval_model else None,
+        embedding_model=embedding_model,
+        embedding_model_provider=embedding_model_provider,
+    )
+    base = _ds(dataset_id)
+    return ApiRequest(
+        "create_document_by_text",
+        "POST",
+        f"{base}/document/create-by-text",
+        json_body=body,
+        rate_limited=True,
+        alias=("POST", f"{base}/document/create_by_text"),
+    )
+
+
+def create_document_by_file(
+    dataset_id: str,
+    upload: FileUpload,
+    *,
+    indexing_technique: IndexingTechnique | None = None,
+    doc_form: str | None = None,
+    doc_language: str | None = None,
+    process_rule: Mapping[str, Any] | None = None,
+    retrieval_model: Mapping[str, Any] | None = None,
+    embedding_model: str | None = None,
+    embedding_model_provider: str | None = None,
+    duplicate: bool = True,
+) -> ApiRequest:
+    """``POST /datasets/{id}/document/create-by-file``.
+
+    Idempotent by Dify's same-filename upsert unless ``duplicate=False``, which asks for a second document
+    with the same name and therefore is not repeated after an attempt that may have been delivered.
+    """
+    data = _body(
+        indexing_technique=indexing_technique,
+        doc_form=doc_form,
+        doc_language=doc_language,
+        process_rule=dict(process_rule) if process_rule else None,
+        retrieval_model=dict(retrieval_model) if retrieval_model else None,
+        embedding_model=embedding_model,
+        embedding_model_provider=embedding_model_provider,
+    )
+    if not duplicate:
+        data["duplicate"] = False
+    base = _ds(dataset_id)
+    return ApiRequest(
+        "create_document_by_file",
+        "POST",
+        f"{base}/document/create-by-file",
+        form_fields={"data": json.dumps(data)},
+        upload=upload,
+        rate_limited=True,
+        idempotent=duplicate,
+        alias=("POST", f"{base}/document/create_by_file"),
+    )
+
+
+def update_document_by_text(
+    dataset_id: str,
+    document_id: str,
+    *,
+    name: str | None = None,
+    text: str | None = None,
+    doc_form: str | None = None,
+    doc_language: str | None = None,
+    process_rule: Mapping[str, Any] | None = None,
+    retrieval_model: Mapping[str, Any] | None = None,
+) -> ApiRequest:
+    """``POST /datasets/{id}/documents/{doc}/update-by-text``. ``name`` is required with ``text``."""
+    if text is not None and not name:
+        raise ValueError("name: Dify requires the document name together with text; pass name=...")
+    body = _body(
+        name=name,
+        text=text,
+        doc_form=doc_form,
+        doc_language=doc_language,
+        process_rule=dict(process_rule) if process_rule else None,
+        retrieval_model=dict(retrieval_model) if retrieval_model else None,
+    )
+    base = _doc(dataset_id, document_id)
+    return ApiRequest(
+        "update_document_by_text",
+        "POST",
+        f"{base}/update-by-text",
+        json_body=body,
+        rate_limited=True,
+        alias=("POST", f"{base}/update_by_text"),
+    )
+
+
+def update_document_by_file(
+    dataset_id: str,
+    document_id: str,
+    upload: FileUpload | None,
+    *,
+    doc_form: str | None = None,
+    doc_language: str | None = None,
+    process_rule: Mapping[str, Any] | None = None,
+    retrieval_model: Mapping[str, Any] | None = None,
+) -> ApiRequest:
+    """``PATCH /datasets/{id}/documents/{doc}`` (Dify >= 1.15), falling back to ``POST .../update-by-file``."""
+    data = _body(
+        doc_form=doc_form,
+        doc_language=doc_language,
+        process_rule=dict(process_rule) if process_rule else None,
+        retrieval_model=dict(retrieval_model) if retrieval_model else None,
+    )
+    base = _doc(dataset_id, document_id)
+    return ApiRequest(
+        "update_document_by_file",
+        "PATCH",
+        base,
+        form_fields={"data": json.dumps(data)},
+        upload=upload,
+        rate_limited=True,
+        alias=("POST", f"{base}/update-by-file"),
+    )
+
+
+def list_documents(
+    dataset_id: str,
+    *,
+    page: int = 1,
+    limit: int = 20,
+    keyword: str | None = None,
+    status: str | None = None,
+) -> ApiRequest:
+    """``GET /datasets/{id}/documents``, newest first. ``has_more`` only means the page is full."""
+    params = _query(page=_page(page), limit=_page_size(limit), keyword=keyword, status=status)
+    return ApiRequest("list_documents", "GET", f"{_ds(dataset_id)}/documents", params=params)
+
+
+def get_document(dataset_id: str, document_id: str, *, metadata: MetadataMode = "all") -> ApiRequest:
+    """``GET /datasets/{id}/documents/{doc}``."""
+    params = _query(metadata=_choice(metadata, METADATA_MODES, "metadata"))
+    return ApiRequest("get_document", "GET", _doc(dataset_id, document_id), params=params)
+
+
+def delete_document(dataset_id: str, document_id: str) -> ApiRequest:
+    """``DELETE /datasets/{id}/documents/{doc}``."""
+    return ApiRequest(
+        "delete_document",
+        "DELETE",
+        _doc(dataset_id, document_id),
+        rate_limited=True,
+        missing_is_success_on_retry=True,
+    )
+
+
+def get_indexing_status(dataset_id: str, batch: str) -> ApiRequest:
+    """``GET /datasets/{id}/documents/{batch}/indexing-status``."""
+    path = f"{_ds(dataset_id)}/documents/{_require(batch, 'batch')}/indexing-status"
+    return ApiRequest("get_indexing_status", "GET", path)
+
+
+def update_document_status(dataset_id: str, action: DocumentAction, document_ids: Sequence[str]) -> ApiRequest:
+    """``PATCH /datasets/{id}/documents/status/{action}``: enable, disable, archive or un_archive in bulk."""
+    _choice(action, DOCUMENT_ACTIONS, "action")
+    path = f"{_ds(dataset_id)}/documents/status/{action}"
+    return ApiRequest("update_document_status", "PATCH", path, json_body={"document_ids": list(document_ids)})
+
+
+def get_upload_file(dataset_id: str, document_id: str) -> ApiRequest:
+    """``GET /datasets/{id}/documents/{doc}/upload-file`` (legacy; gone from the 1.16 API)."""
+    return ApiRequest("get_upload_file", "GET", f"{_doc(dataset_id, document_id)}/upload-file")
+
+
+def get_document_download_url(dataset_id: str, document_id: str) -> ApiRequest:
+    """``GET /datasets/{id}/documents/{doc}/download``: a signed URL to the original file (about 1.13+)."""
+    return ApiRequest(
+        "get_document_download_url", "GET", f"{_doc(dataset_id, document_id)}/download", rate_limited=True
+    )
+
+
+# -- segments (chunks) ---------------------------------------------------------------------------------------
+
+
+def add_segments(dataset_id: str, document_id: str, segments: Sequence[Mapping[str, Any]]) -> ApiRequest:
+    """``POST .../documents/{doc}/segments``. Not idempotent: a repeat adds the chunks again."""
+    if not segments:
+        raise ValueError("segments: pass at least one chunk.")
+    items = []
+    for index, segment in enumerate(segments):
+        if not isinstance(segment, Mapping):
+            raise ValueError(f"segments[{index}]: each chunk is a dict with a 'content' key.")
+        content = segment.get("content")
+        if not isinstance(content, str) or not content.strip():
+            raise ValueError(f"segments[{index}].content: a non-blank string is required.")
+        items.append(dict(segment))
+    return ApiRequest(
+        "add_segments",
+        "POST",
+        f"{_doc(dataset_id, document_id)}/segments",
+        json_body={"segments": items},
+        rate_limited=True,
+        idempotent=False,
+    )
+
+
+def list_segments(
+    dataset_id: str,
+    document_id: str,
+    *,
+    page: int = 1,
+    limit: int = 20,
+    keyword: str | None = None,
+    status: str | Sequence[str] | None = None,
+) -> ApiRequest:
+    """``GET .../documents/{doc}/segments``."""
+    statuses = [status] if isinstance(status, str) else (list(status) if status else None)
+    params = _query(page=_page(page), limit=_page_size(limit), keyword=keyword, status=statuses)
+    return ApiRequest("list_segments", "GET", f"{_doc(dataset_id, document_id)}/segments", params=params)
+
+
+def get_segment(dataset_id: str, document_id: str, segment_id: str) -> ApiRequest:
+    """``GET .../segments/{seg}``."""
+    return ApiRequest("get_segment", "GET", _seg(dataset_id, document_id, segment_id))
+
+
+def update_segment(dataset_id: str, document_id: str, segment_id: str, segment: Mapping[str, Any]) -> ApiRequest:
+    """``POST .../segments/{seg}`` (Dify updates chunks with POST, not PATCH)."""
+    if not segment:
+        raise ValueError("segment: pass the fields to change (content, answer, keywords, enabled...).")
+    return ApiRequest(
+        "update_segment",
+        "POST",
+        _seg(dataset_id, document_id, segment_id),
+        json_body={"segment": dict(segment)},
+        rate_limited=True,
+    )
+
+
+def delete_segment(dataset_id: str, document_id: str, segment_id: str) -> ApiRequest:
+    """``DELETE .../segments/{seg}``."""
+    return ApiRequest(
+        "delete_segment",
+        "DELETE",
+        _seg(dataset_id, document_id, segment_id),
+        rate_limited=True,
+        missing_is_success_on_retry=True,
+    )
+
+
+# -- child chunks --------------------------------------------------------------------------------------------
+
+
+def list_child_chunks(
+    dataset_id: str,
+    document_id: str,
+    segment_id: str,
+    *,
+    page: int = 1,
+    limit: int = 20,
+    keyword: str | None = None,
+) -> ApiRequest:
+    """``GET .../segments/{seg}/child_chunks``."""
+    params = _query(page=_page(page), limit=_page_size(limit), keyword=keyword)
+    path = f"{_seg(dataset_id, document_id, segment_id)}/child_chunks"
+    return ApiRequest("list_child_chunks", "GET", path, params=params)
+
+
+def add_child_chunk(dataset_id: str, document_id: str, segment_id: str, content: str) -> ApiRequest:
+    """``POST .../segments/{seg}/child_chunks``. Not idempotent."""
+    _require(content, "content")
+    path = f"{_seg(dataset_id, document_id, segment_id)}/child_chunks"
+    return ApiRequest(
+        "add_child_chunk", "POST", path, json_body={"content": content}, rate_limited=True, idempotent=False
+    )
+
+
+def update_child_chunk(
+    dataset_id: str, document_id: str, segment_id: str, child_chunk_id: str, content: str
+) -> ApiRequest:
+    """``PATCH .../segments/{seg}/child_chunks/{child}``."""
+    _require(content, "content")
+    path = f"{_seg(dataset_id, document_id, segment_id)}/child_chunks/{_require(child_chunk_id, 'child_chunk_id')}"
+    return ApiRequest("update_child_chunk", "PATCH", path, json_body={"content": content}, rate_limited=True)
+
+
+def delete_child_chunk(dataset_id: str, document_id: str, segment_id: str, child_chunk_id: str) -> ApiRequest:
+    """``DELETE .../segments/{seg}/child_chunks/{child}``."""
+    path = f"{_seg(dataset_id, document_id, segment_id)}/child_chunks/{_require(child_chunk_id, 'child_chunk_id')}"
+    return ApiRequest("delete_child_chunk", "DELETE", path, rate_limited=True, missing_is_success_on_retry=True)
+
+
+# -- retrieval -----------------------------------------------------------------------------------------------
+
+
+def retrieve(
+    dataset_id: str,
+    query: str,
+    *,
+    retrieval_model: Mapping[str, Any] | None = None,
+    external_retrieval_model: Mapping[str, Any] | None = None,
+) -> ApiRequest:
+    """``POST /datasets/{id}/retrieve``: read-only, so safe to repeat. Queries are at most 250 characters."""
+    _require(query, "query")
+    if len(query) > 250:
+        raise ValueError(f"query: Dify accepts at most 250 characters, got {len(query)}.")
+    body = _body(
+        query=query,
+        retrieval_model=dict(retrieval_model) if retrieval_model else None,
+        external_retrieval_model=dict(external_retrieval_model) if external_retrieval_model else None,
+    )
+    base = _ds(dataset_id)
+    return ApiRequest(
+        "retrieve",
+        "POST",
+        f"{base}/retrieve",
+        json_body=body,
+        rate_limited=True,
+        alias=("POST", f"{base}/hit-testing"),
+    )
+
+
+# -- metadata ------------------------------------------------------------------------------------------------
+
+
+def create_metadata_field(dataset_id: str, name: str, type: MetadataType = "string") -> ApiRequest:
+    """``POST /datasets/{id}/metadata`` (answers 201). A repeat answers 400 "Metadata name already exists."."""
+    _require(name, "name")
+    _choice(type, METADATA_TYPES, "type")
+    return ApiRequest(
+        "create_metadata_field",
+        "POST",
+        f"{_ds(dataset_id)}/metadata",
+        json_body={"type": type, "name": name},
+        rate_limited=True,
+    )
+
+
+def list_metadata_fields(dataset_id: str) -> ApiRequest:
+    """``GET /datasets/{id}/metadata``."""
+    return ApiRequest("list_metadata_fields", "GET", f"{_ds(dataset_id)}/metadata")
+
+
+def update_metadata_field(dataset_id: str, metadata_id: str, name: str) -> ApiRequest:
+    """``PATCH /datasets/{id}/metadata/{metadata_id}``: rename a field."""
+    _require(name, "name")
+    path = f"{_ds(dataset_id)}/metadata/{_require(metadata_id, 'metadata_id')}"
+    return ApiRequest("update_metadata_field", "PATCH", path, json_body={"name": name}, rate_limited=True)
+
+
+def delete_metadata_field(dataset_id: str, metadata_id: str) -> ApiRequest:
+    """``DELETE /datasets/{id}/metadata/{metadata_id}``."""
+    path = f"{_ds(dataset_id)}/metadata/{_require(metadata_id, 'metadata_id')}"
+    return ApiRequest("delete_metadata_field", "DELETE", path, rate_limited=True, missing_is_success_on_retry=True)
+
+
+def list_built_in_metadata_fields(dataset_id: str) -> ApiRequest:
+    """``GET /datasets/{id}/metadata/built-in``."""
+    return ApiRequest("list_built_in_metadata_fields", "GET", f"{_ds(dataset_id)}/metadata/built-in")
+
+
+def set_built_in_metadata(dataset_id: str, enabled: bool) -> ApiRequest:
+    """``POST /datasets/{id}/metadata/built-in/{enable|disable}``."""
+    action = "enable" if enabled else "disable"
+    return ApiRequest(
+        "set_built_in_metadata", "POST", f"{_ds(dataset_id)}/metadata/built-in/{action}", rate_limited=True
+    )
+
+
+def update_documents_metadata(dataset_id: str, operation_data: Sequence[Mapping[str, Any]]) -> ApiRequest:
+    """``POST /datasets/{id}/documents/metadata``: set metadata values of several documents at once.
+
+    Each item is ``{"document_id", "metadata_list": [{"id", "name", "value"}], "partial_update"?}``.
+    """
+    if not operation_data:
+        raise ValueError("operation_data: pass at least one document's metadata.")
+    for index, item in enumerate(operation_data):
+        if not item.get("document_id") or not isinstance(item.get("metadata_list"), list):
+            raise ValueError(
+                f"operation_data[{index}]: needs 'document_id' and a 'metadata_list' of {{id, name, value}}."
+            )
+    return ApiRequest(
+        "update_documents_metadata",
+        "POST",
+        f"{_ds(dataset_id)}/documents/metadata",
+        json_body={"operation_data": [dict(item) for item in operation_data]},
+        rate_limited=True,
+    )
+
+
+# -- knowledge tags ------------------------------------------------------------------------------------------
+
+
+def list_tags() -> ApiRequest:
+    """``GET /datasets/tags`` (answers a bare list)."""
+    return ApiRequest("list_tags", "GET", "/datasets/tags")
+
+
+def create_tag(name: str) -> ApiRequest:
+    """``POST /datasets/tags``. A repeat answers 400 "Tag name already exists"."""
+    _require(name, "name")
+    return ApiRequest("create_tag", "POST", "/datasets/tags", json_body={"name": name})
+
+
+def update_tag(tag_id: str, name: str) -> ApiRequest:
+    """``PATCH /datasets/tags``: rename a tag."""
+    body = {"tag_id": _require(tag_id, "tag_id"), "name": _require(name, "name")}
+    return ApiRequest("update_tag", "PATCH", "/datasets/tags", json_body=body)
+
+
+def delete_tag(tag_id: str) -> ApiRequest:
+    """``DELETE /datasets/tags`` with a JSON body."""
+    return ApiRequest(
+        "delete_tag",
+        "DELETE",
+        "/datasets/tags",
+        json_body={"tag_id": _require(tag_id, "tag_id")},
+        missing_is_success_on_retry=True,
+    )
+
+
+def bind_tags(dataset_id: str, tag_ids: Sequence[str]) -> ApiRequest:
+    """``POST /datasets/tags/binding``."""
+    if not tag_ids:
+        raise ValueError("tag_ids: pass at least one tag id.")
+    body = {"tag_ids": list(tag_ids), "target_id": _require(dataset_id, "dataset_id")}
+    return ApiRequest("bind_tags", "POST", "/datasets/tags/binding", json_body=body)
+
+
+def unbind_tag(dataset_id: str, tag_id: str) -> ApiRequest:
+    """``POST /datasets/tags/unbinding``, in the ``tag_id`` form that every server version accepts."""
+    body = {"tag_id": _require(tag_id, "tag_id"), "target_id": _require(dataset_id, "dataset_id")}
+    return ApiRequest("unbind_tag", "POST", "/datasets/tags/unbinding", json_body=body)
+
+
+def list_dataset_tags(dataset_id: str) -> ApiRequest:
+    """``GET /datasets/{id}/tags``."""
+    return ApiRequest("list_dataset_tags", "GET", f"{_ds(dataset_id)}/tags")
+
+
+# -- models --------------------------------------------------------------------------------------------------
+
+
+def list_models(model_type: ModelType = "text-embedding") -> ApiRequest:
+    """``GET /workspaces/current/models/model-types/{model_type}``."""
+    _choice(model_type, MODEL_TYPES, "model_type")
+    return ApiRequest("list_models", "GET", f"/workspaces/current/models/model-types/{model_type}")

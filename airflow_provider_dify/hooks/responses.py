@@ -1,0 +1,186 @@
+"""Reading Dify's responses: the one error mapper, shared by the sync hook and the async trigger client.
+
+:func:`read_response` turns (request, status, headers, body) into the decoded JSON of a success or raises the
+matching :class:`~airflow_provider_dify.exceptions.DifyError`. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from airflow_provider_dify.exceptions import (
+    DifyAuthenticationError,
+    DifyConflictError,
+    DifyConnectionError,
+    DifyDocumentNotReadyError,
+    DifyError,
+    DifyFileRejectedError,
+    DifyForbiddenError,
+    DifyInvalidResponseError,
+    DifyNotFoundError,
+    DifyQuotaExceededError,
+    DifyRateLimitError,
+    DifyResourceBusyError,
+    DifyServerError,
+    DifyUnsupportedEndpointError,
+    DifyValidationError,
+)
+from airflow_provider_dify.hooks.operations import ApiRequest
+
+RATE_LIMIT_MESSAGE_MARKER = "request rate limit"
+_QUOTA_MARKERS = (
+    "capacity of the vector space",
+    "number of documents has reached",
+    "upgrade to a paid plan",
+    "reached the limit of your subscription",
+)
+_NOT_READY_MARKERS = ("document is not completed", "document is disabled", "document is not available")
+_BUSY_MARKERS = (
+    "is being indexed",
+    "is indexing",
+    "metadata operation is running",
+    "cannot delete document during indexing",
+    "segment is deleting",
+)
+_FILE_CODES = frozenset({"file_too_large", "unsupported_file_type"})
+_MAX_SNIPPET = 200
+
+
+def decode_body(body: bytes) -> Any:
+    """Decode a JSON body; an empty body is ``None``. Raises ``ValueError`` for anything else."""
+    if not body or not body.strip():
+        return None
+    return json.loads(body)
+
+
+def read_response(request: ApiRequest, status: int, headers: Mapping[str, str], body: bytes) -> Any:
+    """
+    Return the decoded body of a successful response, or raise the exception that maps the error.
+
+    :param request: the request that was sent (for the method and path in errors, and what it expects).
+    :param status: HTTP status code.
+    :param headers: response headers (case-insensitive mapping).
+    :param body: the raw body.
+    """
+    if 200 <= status < 300:
+        if not request.expect_json:
+            return body
+        try:
+            return decode_body(body)
+        except ValueError:
+            # Old servers answered deletes with HTTP 200 and a bare "204"; any other body is not Dify's.
+            raise DifyInvalidResponseError(
+                f"expected JSON, got {_snippet(body)!r} ({headers.get('Content-Type', 'no content type')})",
+                status=status,
+                method=request.method,
+                path=request.path,
+            ) from None
+    raise error_from_response(request, status, headers, body)
+
+
+def error_from_response(request: ApiRequest, status: int, headers: Mapping[str, str], body: bytes) -> DifyError:
+    """Map an error response to the matching :class:`DifyError` subclass (does not raise it)."""
+    where = {"status": status, "method": request.method, "path": request.path}
+    try:
+        payload = decode_body(body)
+    except ValueError:
+        payload = None
+        json_ok = False
+    else:
+        json_ok = isinstance(payload, dict)
+
+    if not json_ok:
+        text = _snippet(body)
+        if status == 404 or status == 405:
+            return DifyUnsupportedEndpointError(
+                f"the server has no route {request.method} {request.path} (it answered a non-JSON {status});"
+                " the Dify server may be older than this API call",
+                body=text,
+                **where,
+            )
+        if status == 429:
+            return DifyRateLimitError(text or "too many requests", retry_after=_retry_after(headers), **where)
+        if status >= 500:
+            return DifyServerError(text or "server error with an empty body", body=text, **where)
+        return DifyInvalidResponseError(
+            f"the server answered a body that is not Dify's JSON: {text!r}", body=text, **where
+        )
+
+    code = payload.get("code")
+    message = payload.get("message")
+    if message is None and "error" in payload:
+        # Chunk validation answers {"error": "..."} with no code or status.
+        message = str(payload["error"])
+    message = "" if message is None else str(message)
+    lowered = message.lower()
+    kwargs: dict[str, Any] = {"code": code, "body": payload, **where}
+
+    if status == 401:
+        return DifyAuthenticationError(message, **kwargs)
+    if status == 429 or (status == 403 and RATE_LIMIT_MESSAGE_MARKER in lowered):
+        return DifyRateLimitError(message, retry_after=_retry_after(headers), **kwargs)
+    if status == 403:
+        if any(marker in lowered for marker in _QUOTA_MARKERS):
+            return DifyQuotaExceededError(message, **kwargs)
+        return DifyForbiddenError(message, **kwargs)
+    if status == 404:
+        if any(marker in lowered for marker in _NOT_READY_MARKERS):
+            return DifyDocumentNotReadyError(message, **kwargs)
+        return DifyNotFoundError(message, **kwargs)
+    if status == 405:
+        return DifyUnsupportedEndpointError(message, **kwargs)
+    if status == 409:
+        return DifyConflictError(message, **kwargs)
+    if status in (413, 415) and (code in _FILE_CODES or request.upload is not None):
+        return DifyFileRejectedError(message, **kwargs)
+    if status >= 500:
+        return DifyServerError(message, **kwargs)
+    if status == 400:
+        if any(marker in lowered for marker in _BUSY_MARKERS):
+            return DifyResourceBusyError(message, **kwargs)
+        if any(marker in lowered for marker in _NOT_READY_MARKERS):
+            return DifyDocumentNotReadyError(message, **kwargs)
+        if request.upload is not None and code == "invalid_param" and not message.strip():
+            return DifyFileRejectedError(
+                "the server refused the file without saying why; Dify does this on create-by-file for a file"
+                " that is too large or of a type it does not accept",
+                **kwargs,
+            )
+    if 400 <= status < 500:
+        return DifyValidationError(message, **kwargs)
+    return DifyError(message, **kwargs)
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        from datetime import datetime
+
+        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
+    except (TypeError, ValueError):
+        return None
+
+
+def _snippet(body: bytes) -> str:
+    text = body.decode("utf-8", errors="replace").strip()
+    return text if len(text) <= _MAX_SNIPPET else text[:_MAX_SNIPPET] + "..."
+
+
+def connection_error(request: ApiRequest, error: Exception, *, maybe_delivered: bool) -> DifyConnectionError:
+    """Wrap a transport failure (no HTTP response) of ``request`` in a :class:`DifyConnectionError`."""
+    return DifyConnectionError(
+        f"{type(error).__name__}: {error}",
+        maybe_delivered=maybe_delivered,
+        method=request.method,
+        path=request.path,
+    )

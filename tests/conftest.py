@@ -1,0 +1,30 @@
+"""Test-suite setup: a private AIRFLOW_HOME with a real SQLite metadata database, created once per run."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_HOME = Path(os.environ.get("DIFY_TEST_AIRFLOW_HOME") or tempfile.mkdtemp(prefix="dify-airflow-home-"))
+os.environ["AIRFLOW_HOME"] = str(_HOME)
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_HOME / 'airflow.db'}"
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).resolve().parents[1] / "example_dags")
+os.environ.setdefault("AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES_REGEXP", r"airflow_provider_dify\..*")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """Create the Airflow metadata database (SQLite) once for the run; return AIRFLOW_HOME."""
+    from airflow.utils import db
+
+    if not (_HOME / ".db-ready").exists():
+        db.resetdb()
+        (_HOME / ".db-ready").touch()
+    return _HOME
