@@ -26,9 +26,14 @@ def _register_in_bundle(dag: Any) -> None:
 
 
 def run_dag(dag: Any, **kwargs: Any) -> Any:
-    """``dag.test(**kwargs)`` that also works for DAGs defined outside the DAGs folder; returns the DagRun."""
+    """``dag.test(**kwargs)`` for DAGs defined outside the DAGs folder, on Airflow 2 and 3; returns the DagRun.
+
+    Pass ``logical_date=`` on both versions (it becomes ``execution_date`` on Airflow 2).
+    """
     from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
 
     if AIRFLOW_V_3_0_PLUS:
         _register_in_bundle(dag)
+    elif "logical_date" in kwargs:
+        kwargs["execution_date"] = kwargs.pop("logical_date")  # Airflow 2 names it execution_date
     return dag.test(**kwargs)
