@@ -1,0 +1,677 @@
+"""Waiting for Dify to index documents: the one implementation behind the sensor, the trigger and the operators.
+
+Three layers, each written once:
+
+* :func:`plan_poll` describes one poll as a generator of request descriptions. It asks for the batch's
+  indexing status and, for every document the batch no longer lists (or for all of them once the batch
+  answers 404, which Dify does after a same-name upsert moved the document to a new batch), for the document
+  itself. It holds no I/O: :func:`check_indexing` sends its requests with :class:`~.dify.DifyHook`,
+  :func:`acheck_indexing` with :class:`~.dify_async.DifyAsyncHook`.
+* :func:`evaluate_poll` is pure: status entries + the previous progress snapshot + the time -> running,
+  success, error or stalled, with per-document results and the next snapshot (plain JSON, so a trigger can
+  carry it through serialization).
+* :func:`record_failed_poll` decides whether a poll that failed even after the hook's retries ends the wait:
+  only :data:`MAX_CONSECUTIVE_FAILED_POLLS` transient failures in a row do.
+
+:func:`wait_for_indexing` is the blocking loop built on these; the trigger's loop is the asynchronous twin and
+the sensor calls :func:`check_indexing` once per poke. :func:`indexing_results_from_event` turns the
+trigger's event back into results or the matching exception.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from airflow_provider_dify.exceptions import (
+    DifyConnectionError,
+    DifyError,
+    DifyIndexingError,
+    DifyIndexingTimeout,
+    DifyInvalidResponseError,
+    DifyNotFoundError,
+    DifyRateLimitError,
+    DifyResourceBusyError,
+    DifyServerError,
+)
+from airflow_provider_dify.hooks import operations as ops
+from airflow_provider_dify.hooks.operations import ApiRequest
+
+if TYPE_CHECKING:
+    from airflow_provider_dify.hooks.dify import DifyHook
+    from airflow_provider_dify.hooks.dify_async import DifyAsyncHook
+
+log = logging.getLogger(__name__)
+
+PollState = Literal["running", "success", "error", "stalled"]
+
+#: Dify's indexing status once a document is searchable.
+COMPLETED = "completed"
+#: Statuses that end a wait with an error: nothing will move without a person acting in Dify.
+FAILED_STATUSES: tuple[str, ...] = ("error", "paused", "stopped")
+#: The status this module gives a document that answers 404 while waited on.
+DELETED = "deleted"
+#: Event statuses a trigger may send.
+EVENT_STATUSES: tuple[str, ...] = ("success", "error", "stalled", "timeout")
+
+#: Polls that fail in a row (after the hook's own retries) before the wait gives up. A poll fails only after
+#: the hook has retried its request (5 attempts with back-off up to 30 s by default), so five failed polls
+#: mean several minutes of an unreachable or failing server, not a blip.
+MAX_CONSECUTIVE_FAILED_POLLS = 5
+
+#: Errors after which polling again may succeed: the network, a 5xx, the rate limit, a busy resource, a
+#: proxy's HTML page. Anything else (401, 403, a wrong knowledge base id...) ends the wait at once.
+TRANSIENT_POLL_ERRORS: tuple[type[DifyError], ...] = (
+    DifyConnectionError,
+    DifyServerError,
+    DifyRateLimitError,
+    DifyResourceBusyError,
+    DifyInvalidResponseError,
+)
+
+#: A document's result: id, name (when known), indexing_status, completed_segments, total_segments, error,
+#: enabled (when known), indexing_seconds (when Dify's timestamps allow).
+DocumentResult = dict[str, Any]
+
+
+# -- reading Dify's answers ------------------------------------------------------------------------------------
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def _as_number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def status_entry(entry: Mapping[str, Any]) -> DocumentResult:
+    """
+    One entry of ``GET .../documents/{batch}/indexing-status`` as a document result.
+
+    ``indexing_seconds`` is ``completed_at - processing_started_at`` once both are set.
+    """
+    started = _as_number(entry.get("processing_started_at"))
+    completed = _as_number(entry.get("completed_at"))
+    seconds = completed - started if started is not None and completed is not None else None
+    return {
+        "id": str(entry.get("id") or ""),
+        "name": None,
+        "indexing_status": entry.get("indexing_status"),
+        "completed_segments": _as_int(entry.get("completed_segments")),
+        "total_segments": _as_int(entry.get("total_segments")),
+        "error": entry.get("error") or None,
+        "enabled": None,
+        "archived": None,
+        "indexing_seconds": seconds,
+    }
+
+
+def document_entry(detail: Mapping[str, Any]) -> DocumentResult:
+    """
+    A document's detail (``GET .../documents/{id}``) as a document result, for when the batch is gone.
+
+    The detail has no ``completed_segments`` on Dify 1.13: a completed document counts all of its
+    ``segment_count`` chunks, an unfinished one none known. A paused document (``is_paused`` or
+    ``display_status: paused``) reads ``paused`` as it does on indexing-status. ``indexing_seconds`` is Dify's
+    ``indexing_latency``.
+    """
+    status = detail.get("indexing_status")
+    if status not in (COMPLETED, "error") and (detail.get("is_paused") or detail.get("display_status") == "paused"):
+        status = "paused"
+    total = _as_int(detail.get("total_segments"))
+    if total is None:
+        total = _as_int(detail.get("segment_count"))
+    completed = _as_int(detail.get("completed_segments"))
+    if completed is None and status == COMPLETED:
+        completed = total
+    enabled = detail.get("enabled")
+    archived = detail.get("archived")
+    return {
+        "id": str(detail.get("id") or ""),
+        "name": detail.get("name"),
+        "indexing_status": status,
+        "completed_segments": completed,
+        "total_segments": total,
+        "error": detail.get("error") or None,
+        "enabled": enabled if isinstance(enabled, bool) else None,
+        "archived": archived if isinstance(archived, bool) else None,
+        "indexing_seconds": _as_number(detail.get("indexing_latency")),
+    }
+
+
+def deleted_entry(document_id: str, name: str | None = None) -> DocumentResult:
+    """The result of a document that answered 404 while it was waited on."""
+    return {
+        "id": document_id,
+        "name": name,
+        "indexing_status": DELETED,
+        "completed_segments": None,
+        "total_segments": None,
+        "error": None,
+        "enabled": None,
+        "archived": None,
+        "indexing_seconds": None,
+    }
+
+
+# -- one poll, as requests to send -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PollReading:
+    """
+    What one poll read.
+
+    :param entries: one document result per document waited on, in a stable order.
+    :param batch_missing: ``True`` once the batch answered 404 (later polls read the documents one by one).
+    """
+
+    entries: list[DocumentResult]
+    batch_missing: bool
+
+
+def known_document_ids(progress: Mapping[str, Any] | None) -> list[str]:
+    """The ids of the documents seen by earlier polls of a wait, in the order first seen."""
+    if not progress:
+        return []
+    return list((progress.get("documents") or {}).keys())
+
+
+def _is_missing_dataset(error: DifyNotFoundError) -> bool:
+    # The batch answers "Documents not found."; a wrong knowledge base answers "Dataset not found.".
+    return "dataset" in (error.message or "").lower()
+
+
+def plan_poll(
+    dataset_id: str,
+    *,
+    batch: str | None,
+    document_ids: Sequence[str] | None,
+    progress: Mapping[str, Any] | None = None,
+) -> Generator[ApiRequest, Any, PollReading]:
+    """
+    Describe one poll: yield the requests to send, receive each decoded answer (or the error, thrown in).
+
+    With a batch, the batch's indexing status is read. Documents waited on that the batch does not list
+    (``document_ids``, and the documents seen in earlier polls of the same wait) are read one by one; so are
+    all of them once the batch answered 404, which Dify does after a same-name upsert gave the documents a
+    new batch. A document that answers 404 was deleted. Drive it with :func:`check_indexing` (sync) or
+    :func:`acheck_indexing` (async).
+
+    :param dataset_id: the knowledge base.
+    :param batch: the batch id of a create or update call, if known.
+    :param document_ids: the documents to wait for; with a batch, limits the wait to these documents.
+    :param progress: the snapshot of the previous poll of this wait (see :func:`evaluate_poll`).
+    :return: the :class:`PollReading`.
+    """
+    wanted = list(dict.fromkeys([*(document_ids or []), *known_document_ids(progress)]))
+    names = {doc_id: info.get("name") for doc_id, info in ((progress or {}).get("documents") or {}).items()}
+    batch_missing = bool((progress or {}).get("batch_missing"))
+    found: dict[str, DocumentResult] = {}
+    if batch and not batch_missing:
+        try:
+            answer = yield ops.get_indexing_status(dataset_id, batch)
+        except DifyNotFoundError as error:
+            if _is_missing_dataset(error):
+                raise
+            batch_missing = True
+            log.info("Batch %s answers 404 (superseded by a newer upsert); reading the documents one by one", batch)
+        else:
+            data = (answer or {}).get("data") if isinstance(answer, Mapping) else None
+            if not isinstance(data, list):
+                raise DifyIndexingError(
+                    f"The indexing status of batch {batch!r} has no 'data' list: {str(answer)[:200]!r}."
+                )
+            for item in data:
+                if isinstance(item, Mapping) and item.get("id"):
+                    entry = status_entry(item)
+                    if not document_ids or entry["id"] in document_ids:
+                        found[entry["id"]] = entry
+            if not found and not wanted:
+                raise DifyIndexingError(
+                    f"Batch {batch!r} of knowledge base {dataset_id} lists no documents"
+                    + (f" among document_ids {list(document_ids)}" if document_ids else "")
+                    + "; check the batch and document ids."
+                )
+    if batch_missing and not wanted:
+        raise DifyIndexingError(
+            f"Batch {batch!r} of knowledge base {dataset_id} answers 404 'Documents not found.' and no document"
+            " id is known to follow instead: the batch id is wrong, or a later upsert of a same-name document"
+            " gave it a new batch. Pass document_ids (the 'document_ids' of the create/update operator's"
+            " result) to wait on the documents themselves."
+        )
+    for doc_id in wanted:
+        if doc_id in found:
+            continue
+        try:
+            detail = yield ops.get_document(dataset_id, doc_id, metadata="without")
+        except DifyNotFoundError as error:
+            if _is_missing_dataset(error):
+                raise
+            found[doc_id] = deleted_entry(doc_id, names.get(doc_id))
+        else:
+            if not isinstance(detail, Mapping):
+                raise DifyIndexingError(f"Document {doc_id} answered an unexpected body: {str(detail)[:200]!r}.")
+            entry = document_entry(detail)
+            entry["id"] = entry["id"] or doc_id
+            found[doc_id] = entry
+    order = list(dict.fromkeys([*wanted, *found]))
+    entries = [found[doc_id] for doc_id in order if doc_id in found]
+    for entry in entries:
+        if entry["name"] is None:
+            entry["name"] = names.get(entry["id"])
+    return PollReading(entries=entries, batch_missing=batch_missing)
+
+
+def _advance(plan: Generator[ApiRequest, Any, PollReading], answer: Any, error: BaseException | None) -> Any:
+    """Feed an answer (or an error) into a poll plan: the next request, or ``StopIteration`` with the reading."""
+    return plan.throw(error) if error is not None else plan.send(answer)
+
+
+# -- judging one poll ------------------------------------------------------------------------------------------
+
+
+def _label(entry: Mapping[str, Any]) -> str:
+    name = entry.get("name")
+    return f"{name!r} ({entry.get('id')})" if name else str(entry.get("id"))
+
+
+def _progress_text(entry: Mapping[str, Any]) -> str:
+    done, total = entry.get("completed_segments"), entry.get("total_segments")
+    chunks = f", {done if done is not None else '?'}/{total} chunks" if total is not None else ""
+    return f"{_label(entry)}: {entry.get('indexing_status')}{chunks}"
+
+
+def document_problem(entry: Mapping[str, Any]) -> str | None:
+    """Why a document ends a wait with an error (``None`` when it does not)."""
+    status = entry.get("indexing_status")
+    label = _label(entry)
+    if status == DELETED:
+        return f"document {label} was deleted while waiting for its indexing"
+    if entry.get("archived"):
+        return f"document {label} was archived while waiting for its indexing; un-archive it in Dify to use it"
+    if status == "error":
+        return f"indexing of document {label} failed: {entry.get('error') or 'Dify gave no error text'}"
+    if status == "paused":
+        return f"indexing of document {label} is paused; resume it in the Dify console, then run the task again"
+    if status == "stopped":
+        detail = f": {entry['error']}" if entry.get("error") else ""
+        return f"indexing of document {label} was stopped{detail}"
+    return None
+
+
+def _signature(entry: Mapping[str, Any]) -> list[Any]:
+    return [entry.get("indexing_status"), entry.get("completed_segments"), entry.get("total_segments")]
+
+
+@dataclass(frozen=True)
+class PollOutcome:
+    """
+    The verdict on one poll.
+
+    :param state: ``running``, ``success``, ``error`` or ``stalled``.
+    :param message: a sentence for logs and exceptions, naming the documents concerned.
+    :param documents: the per-document results.
+    :param progress: the snapshot to pass to the next poll (plain JSON).
+    """
+
+    state: PollState
+    message: str
+    documents: list[DocumentResult]
+    progress: dict[str, Any] = field(default_factory=dict)
+
+    def raise_for_state(self) -> list[DocumentResult]:
+        """Return the documents on success, raise :class:`DifyIndexingError` for ``error`` and ``stalled``."""
+        if self.state == "success":
+            return self.documents
+        if self.state in ("error", "stalled"):
+            raise indexing_error(self.message, self.documents)
+        raise DifyIndexingError(f"Indexing is still running: {self.message}")
+
+
+def evaluate_poll(
+    entries: Sequence[Mapping[str, Any]],
+    previous: Mapping[str, Any] | None,
+    *,
+    now: float,
+    stall_timeout: float | None = None,
+    batch_missing: bool = False,
+) -> PollOutcome:
+    """
+    Decide what one poll means: still running, all completed, a document failed, or the indexing stalled.
+
+    A document fails the wait when its status is ``error``, ``paused`` or ``stopped``, when it was deleted
+    (404) or archived. The wait succeeds when every document is ``completed``. It stalls when neither the
+    status nor the chunk counts of any document moved for ``stall_timeout`` seconds (measured with ``now``,
+    which must come from the same clock at every poll of a wait).
+
+    :param entries: document results of this poll (:func:`status_entry`, :func:`document_entry`,
+        :func:`deleted_entry`).
+    :param previous: the snapshot returned by the previous poll of this wait, ``None`` at the first.
+    :param now: the current time on the wait's clock.
+    :param stall_timeout: seconds without movement before the wait is called stalled; ``None`` never stalls.
+    :param batch_missing: the batch answered 404, so later polls read documents one by one.
+    """
+    previous = previous or {}
+    before: Mapping[str, Any] = previous.get("documents") or {}
+    documents = [dict(entry) for entry in entries]
+    snapshot: dict[str, dict[str, Any]] = {}
+    moved = not before
+    for entry in documents:
+        doc_id = entry["id"]
+        old = before.get(doc_id) or {}
+        if entry.get("name") is None and old.get("name"):
+            entry["name"] = old["name"]
+        signature = _signature(entry)
+        if old.get("signature") != signature:
+            moved = True
+        snapshot[doc_id] = {"name": entry.get("name"), "signature": signature}
+    moved_at = now if moved or previous.get("moved_at") is None else float(previous["moved_at"])
+    progress = {
+        "documents": snapshot,
+        "moved_at": moved_at,
+        "batch_missing": batch_missing,
+        "failed_polls": 0,
+    }
+    problems = [problem for entry in documents if (problem := document_problem(entry))]
+    if problems:
+        message = "; ".join(problems)
+        return PollOutcome("error", message[:1].upper() + message[1:] + ".", documents, progress)
+    unfinished = [entry for entry in documents if entry.get("indexing_status") != COMPLETED]
+    if not unfinished:
+        return PollOutcome("success", f"{len(documents)} document(s) indexed.", documents, progress)
+    waiting = ", ".join(_progress_text(entry) for entry in unfinished)
+    if stall_timeout is not None and now - moved_at >= stall_timeout:
+        message = (
+            f"Indexing stalled: no document changed status or chunk count for {now - moved_at:.0f} s"
+            f" (stall_timeout={stall_timeout:g} s). Still waiting: {waiting}."
+        )
+        return PollOutcome("stalled", message, documents, progress)
+    return PollOutcome(
+        "running", f"{len(unfinished)} of {len(documents)} document(s) indexing: {waiting}.", documents, progress
+    )
+
+
+def record_failed_poll(
+    progress: Mapping[str, Any] | None, error: BaseException
+) -> tuple[dict[str, Any], DifyError | None]:
+    """
+    Count a poll that failed after the hook's retries.
+
+    :return: the updated snapshot and ``None`` to keep polling, or the error that ends the wait: ``error``
+        itself when it is not transient, a :class:`DifyIndexingError` after
+        :data:`MAX_CONSECUTIVE_FAILED_POLLS` transient failures in a row.
+    """
+    updated = dict(progress or {})
+    failures = int(updated.get("failed_polls") or 0) + 1
+    updated["failed_polls"] = failures
+    if not isinstance(error, TRANSIENT_POLL_ERRORS):
+        if isinstance(error, DifyError):
+            return updated, error
+        return updated, DifyIndexingError(f"Polling the indexing status failed: {error}")
+    if failures >= MAX_CONSECUTIVE_FAILED_POLLS:
+        return updated, DifyIndexingError(
+            f"Gave up waiting for indexing after {failures} failed polls in a row; the last error: {error}"
+        )
+    return updated, None
+
+
+def unfinished_summary(documents: Sequence[Mapping[str, Any]]) -> str:
+    """The documents that are not completed, as ``'name' (id): status, n/m chunks`` separated by commas."""
+    texts = [_progress_text(entry) for entry in documents if entry.get("indexing_status") != COMPLETED]
+    return ", ".join(texts) if texts else "no poll answered"
+
+
+def timeout_message(timeout: float | None, documents: Sequence[Mapping[str, Any]]) -> str:
+    """The message of a wait that reached its deadline."""
+    within = f" within {timeout:g} s" if timeout is not None else " before its deadline"
+    return (
+        f"Indexing did not finish{within}. Still waiting: {unfinished_summary(documents)}."
+        " Dify keeps indexing; wait longer (timeout) or check its indexing queue."
+    )
+
+
+# -- sending a poll ----------------------------------------------------------------------------------------------
+
+
+def check_indexing(
+    hook: DifyHook,
+    dataset_id: str,
+    *,
+    batch: str | None = None,
+    document_ids: Sequence[str] | None = None,
+    progress: Mapping[str, Any] | None = None,
+    stall_timeout: float | None = None,
+    now: float | None = None,
+) -> PollOutcome:
+    """
+    Check once, with the sync hook: send :func:`plan_poll`'s requests, judge with :func:`evaluate_poll`.
+
+    :param now: the time on the wait's clock after the poll (``time.time()`` by default).
+    :raises DifyError: when a request fails after the hook's retries (see :func:`record_failed_poll`).
+    """
+    plan = plan_poll(dataset_id, batch=batch, document_ids=document_ids, progress=progress)
+    try:
+        request = next(plan)
+        while True:
+            try:
+                answer, error = hook.send(request), None
+            except DifyError as failure:
+                answer, error = None, failure
+            request = _advance(plan, answer, error)
+    except StopIteration as stop:
+        reading: PollReading = stop.value
+    return evaluate_poll(
+        reading.entries,
+        progress,
+        now=time.time() if now is None else now,
+        stall_timeout=stall_timeout,
+        batch_missing=reading.batch_missing,
+    )
+
+
+async def acheck_indexing(
+    hook: DifyAsyncHook,
+    dataset_id: str,
+    *,
+    batch: str | None = None,
+    document_ids: Sequence[str] | None = None,
+    progress: Mapping[str, Any] | None = None,
+    stall_timeout: float | None = None,
+    now: float | None = None,
+) -> PollOutcome:
+    """Check once, with the async hook: the same plan and judgement as :func:`check_indexing`."""
+    plan = plan_poll(dataset_id, batch=batch, document_ids=document_ids, progress=progress)
+    try:
+        request = next(plan)
+        while True:
+            try:
+                answer, error = await hook.send(request), None
+            except DifyError as failure:
+                answer, error = None, failure
+            request = _advance(plan, answer, error)
+    except StopIteration as stop:
+        reading: PollReading = stop.value
+    return evaluate_poll(
+        reading.entries,
+        progress,
+        now=time.time() if now is None else now,
+        stall_timeout=stall_timeout,
+        batch_missing=reading.batch_missing,
+    )
+
+
+# -- the blocking wait ---------------------------------------------------------------------------------------
+
+
+def validate_wait_arguments(
+    dataset_id: Any,
+    batch: Any,
+    document_ids: Any,
+    *,
+    timeout: Any = None,
+    poll_interval: Any = None,
+    stall_timeout: Any = None,
+) -> None:
+    """Check the arguments of a wait, raising a ``ValueError`` that names the argument and the fix."""
+    if not isinstance(dataset_id, str) or not dataset_id.strip():
+        raise ValueError(f"dataset_id: must be the id of a knowledge base, got {dataset_id!r}.")
+    if batch is not None and (not isinstance(batch, str) or not batch.strip()):
+        raise ValueError(f"batch: must be a batch id string (or None), got {batch!r}.")
+    if document_ids is not None:
+        if isinstance(document_ids, str) or not isinstance(document_ids, Sequence):
+            raise ValueError(f"document_ids: must be a list of document ids, got {document_ids!r}.")
+        bad = [doc_id for doc_id in document_ids if not isinstance(doc_id, str) or not doc_id.strip()]
+        if bad:
+            raise ValueError(f"document_ids: every item must be a non-empty id string, got {bad!r}.")
+    if not batch and not document_ids:
+        raise ValueError(
+            "batch or document_ids: pass the batch of a create/update call, the ids of the documents to wait"
+            " for, or both."
+        )
+    for name, value, allow_none in (
+        ("timeout", timeout, True),
+        ("poll_interval", poll_interval, True),
+        ("stall_timeout", stall_timeout, True),
+    ):
+        if value is None and allow_none:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ValueError(f"{name}: must be a number of seconds >= 0, got {value!r}.")
+
+
+def wait_for_indexing(
+    hook: DifyHook,
+    dataset_id: str,
+    *,
+    batch: str | None = None,
+    document_ids: Sequence[str] | None = None,
+    timeout: float = 3600,
+    poll_interval: float = 5,
+    stall_timeout: float | None = None,
+    sleep: Callable[[float], Any] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> list[DocumentResult]:
+    """
+    Poll until every document is indexed; return the per-document results. Blocks the calling worker.
+
+    :param hook: the sync hook.
+    :param dataset_id: the knowledge base.
+    :param batch: the batch id returned by a create or update call.
+    :param document_ids: the documents to wait for (needed to follow documents whose batch answers 404).
+    :param timeout: seconds before :class:`DifyIndexingTimeout`.
+    :param poll_interval: seconds between polls.
+    :param stall_timeout: seconds without any movement before a "stalled" :class:`DifyIndexingError`;
+        ``None`` disables stall detection.
+    :param sleep: the sleep function (tests replace it).
+    :param clock: a monotonic clock in seconds (tests replace it).
+    :raises DifyIndexingError: a document ended in ``error``, ``paused`` or ``stopped``, was deleted or
+        archived, the indexing stalled, or polls kept failing.
+    :raises DifyIndexingTimeout: the documents were not indexed within ``timeout``.
+    """
+    validate_wait_arguments(
+        dataset_id, batch, document_ids, timeout=timeout, poll_interval=poll_interval, stall_timeout=stall_timeout
+    )
+    deadline = clock() + timeout
+    progress: dict[str, Any] | None = None
+    documents: list[DocumentResult] = []
+    while True:
+        try:
+            outcome = check_indexing(
+                hook,
+                dataset_id,
+                batch=batch,
+                document_ids=document_ids,
+                progress=progress,
+                stall_timeout=stall_timeout,
+                now=clock(),
+            )
+        except DifyError as error:
+            progress, fatal = record_failed_poll(progress, error)
+            if fatal is not None:
+                raise fatal from error
+            log.warning("Polling the indexing status failed (%s); polling again", error)
+        else:
+            progress, documents = outcome.progress, outcome.documents
+            if outcome.state != "running":
+                return outcome.raise_for_state()
+            log.info("%s", outcome.message)
+        remaining = deadline - clock()
+        if remaining <= 0:
+            raise indexing_error(timeout_message(timeout, documents), documents, timed_out=True)
+        sleep(min(poll_interval, remaining))
+
+
+# -- trigger events --------------------------------------------------------------------------------------------
+
+
+def indexing_event(
+    status: str, message: str, *, dataset_id: str, batch: str | None, documents: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """The payload of the indexing trigger's event (plain JSON)."""
+    if status not in EVENT_STATUSES:
+        raise ValueError(f"status: must be one of {EVENT_STATUSES}, got {status!r}.")
+    return {
+        "status": status,
+        "message": message,
+        "dataset_id": dataset_id,
+        "batch": batch,
+        "documents": [dict(entry) for entry in documents],
+    }
+
+
+def indexing_error(
+    message: str, documents: Sequence[Mapping[str, Any]], *, timed_out: bool = False
+) -> DifyIndexingError:
+    """The exception for a failed wait, naming the first document at fault (or still unfinished)."""
+    culprit = next((entry for entry in documents if document_problem(entry)), None)
+    if culprit is None:
+        culprit = next((entry for entry in documents if entry.get("indexing_status") != COMPLETED), None)
+    cls = DifyIndexingTimeout if timed_out else DifyIndexingError
+    return cls(
+        message,
+        document_id=culprit.get("id") if culprit else None,
+        indexing_status=culprit.get("indexing_status") if culprit else None,
+    )
+
+
+def indexing_results_from_event(event: Any) -> list[DocumentResult]:
+    """
+    Validate the indexing trigger's event: the per-document results on success, the matching exception otherwise.
+
+    :raises DifyIndexingError: for ``error`` and ``stalled`` events, and for an empty, unknown or malformed one.
+    :raises DifyIndexingTimeout: for a ``timeout`` event.
+    """
+    if not isinstance(event, Mapping) or not event:
+        raise DifyIndexingError(
+            f"The indexing trigger resumed the task with {str(event)[:200]!r} instead of an event dict with"
+            f" 'status' in {list(EVENT_STATUSES)}; the trigger and the task's code may be of different"
+            " provider versions. Clear the task to wait again."
+        )
+    status = event.get("status")
+    documents = event.get("documents")
+    message = event.get("message")
+    if status not in EVENT_STATUSES:
+        raise DifyIndexingError(
+            f"The indexing trigger sent an event with unknown status {status!r} (expected one of"
+            f" {list(EVENT_STATUSES)}): {str(dict(event))[:200]}"
+        )
+    if not isinstance(documents, list) or not all(isinstance(entry, Mapping) for entry in documents):
+        raise DifyIndexingError(f"The indexing trigger's {status!r} event has no list of documents: {documents!r}")
+    if status == "success":
+        return [dict(entry) for entry in documents]
+    if not isinstance(message, str) or not message:
+        message = f"Waiting for indexing ended with {status!r}."
+    raise indexing_error(message, documents, timed_out=status == "timeout")
