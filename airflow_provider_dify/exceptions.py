@@ -175,3 +175,11 @@ class DifyIndexingError(DifyError):
 
     def _describe(self) -> str:
         return self.message
+
+
+class DifyIndexingTimeout(DifyIndexingError):
+    """
+    Indexing did not finish before the wait's deadline (the ``timeout`` of the sensor or of ``wait_for_indexing``).
+
+    The documents may still complete later: Dify keeps indexing them after the wait gives up.
+    """

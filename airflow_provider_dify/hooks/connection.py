@@ -6,6 +6,7 @@ Shared by the sync hook and the async trigger client, so both read a connection 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -114,7 +115,8 @@ class DifyConnectionSettings:
                 f"Connection {conn_id!r}: the Password field must hold the Dify knowledge API key "
                 "(Knowledge -> Service API -> API Key)."
             )
-        extra = dict(extra or {})
+        # Connection forms store a field left blank as null or "": such a field is unset.
+        extra = {key: value for key, value in dict(extra or {}).items() if value is not None and value != ""}
         unknown = sorted(set(extra) - set(CONNECTION_EXTRAS))
         if unknown:
             raise ValueError(
@@ -133,16 +135,28 @@ class DifyConnectionSettings:
             except (TypeError, ValueError):
                 raise ValueError(f"Connection {conn_id!r}: extra {name!r} must be a number, got {value!r}.") from None
             if result < minimum:
-                raise ValueError(f"Connection {conn_id!r}: extra {name!r} must be at least {minimum}.")
+                raise ValueError(f"Connection {conn_id!r}: extra {name!r} must be at least {minimum:g}, got {value!r}.")
             return result
+
+        def whole_number(name: str, default: int, minimum: int = 0) -> int:
+            result = number(name, default, minimum)
+            if not result.is_integer():
+                raise ValueError(
+                    f"Connection {conn_id!r}: extra {name!r} must be a whole number, got {extra.get(name)!r}."
+                )
+            return int(result)
 
         verify: bool | str = _boolean(extra.get("verify_ssl", True), "verify_ssl", conn_id)
         if extra.get("ca_bundle"):
             verify = str(extra["ca_bundle"])
-        rpm = extra.get("requests_per_minute")
-        requests_per_minute = int(number("requests_per_minute", 0, 1)) if rpm not in (None, "") else None
+            if not os.path.exists(verify):
+                raise ValueError(
+                    f"Connection {conn_id!r}: extra 'ca_bundle' is {verify!r}, which does not exist on this machine;"
+                    " give the path of a PEM CA bundle (or a directory of certificates)."
+                )
+        requests_per_minute = whole_number("requests_per_minute", 0, 1) if "requests_per_minute" in extra else None
         retry = RetryPolicy(
-            max_attempts=int(number("max_retries", 4)) + 1,
+            max_attempts=whole_number("max_retries", 4) + 1,
             backoff_max=number("retry_wait_max", 30.0),
             rate_limit_wait=number("rate_limit_wait", 60.0),
         )

@@ -14,6 +14,7 @@ from airflow_provider_dify.exceptions import (
     DifyAuthenticationError,
     DifyConnectionError,
     DifyError,
+    DifyInvalidResponseError,
     DifyNotFoundError,
     DifyUnsupportedEndpointError,
 )
@@ -169,7 +170,12 @@ class DifyHook(BaseHook):
         except DifyAuthenticationError as error:
             return False, f"Dify refused the API key (HTTP 401: {error.message}). Use a knowledge API key."
         except DifyConnectionError as error:
-            return False, f"Cannot reach Dify: {error.message}"
+            return False, f"Cannot reach Dify at {self.settings.base_url}: {error.message}"
+        except (DifyUnsupportedEndpointError, DifyInvalidResponseError) as error:
+            return False, (
+                f"{self.settings.base_url} does not answer like a Dify API ({error.message}); the host must be the"
+                " API base URL, e.g. https://api.dify.ai/v1 or http://<your-dify-host>/v1."
+            )
         except (DifyError, ValueError) as error:
             return False, str(error)
         return True, f"Connected to {base_url}: {page.get('total', 0)} knowledge base(s) visible."
@@ -211,8 +217,14 @@ class DifyHook(BaseHook):
             log.info(
                 "%s %s is not known to this Dify server; using %s %s", request.method, request.path, *request.alias
             )
-            self._use_alias.add(request.operation)
-            return self._send_once(request.with_alias())
+        try:
+            result = self._send_once(request.with_alias())
+        except DifyError as error:
+            if error.status is not None and not isinstance(error, DifyUnsupportedEndpointError):
+                self._use_alias.add(request.operation)  # the older route answered, so it exists
+            raise
+        self._use_alias.add(request.operation)
+        return result
 
     def _send_once(self, request: ApiRequest) -> Any:
         import requests
@@ -236,7 +248,8 @@ class DifyHook(BaseHook):
             raise connection_error(request, error, maybe_delivered=False) from None
         except requests.ConnectionError as error:
             raise connection_error(request, error, maybe_delivered=not _never_connected(error)) from None
-        except requests.Timeout as error:
+        except (requests.Timeout, requests.exceptions.ChunkedEncodingError) as error:
+            # Timed out waiting for, or cut off while reading, the response: the server may have acted.
             raise connection_error(request, error, maybe_delivered=True) from None
         log.debug(
             "%s %s -> %s (%.0f ms)",
@@ -635,12 +648,12 @@ def default_retrieval_model(dataset: Mapping[str, Any], *, top_k: int = 3) -> di
 
 def _never_connected(error: Exception) -> bool:
     """Whether a ``requests.ConnectionError`` happened before anything was sent (refused, DNS failure)."""
-    from urllib3.exceptions import MaxRetryError, NameResolutionError, NewConnectionError
+    from urllib3.exceptions import MaxRetryError, NewConnectionError  # NameResolutionError subclasses it
 
     reason = error.args[0] if error.args else None
     if isinstance(reason, MaxRetryError):
         reason = reason.reason
-    return isinstance(reason, (NewConnectionError, NameResolutionError))
+    return isinstance(reason, NewConnectionError)
 
 
 def _as_int(value: Any) -> int | None:

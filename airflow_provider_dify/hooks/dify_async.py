@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import ssl
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseHook
@@ -62,7 +64,11 @@ class DifyAsyncHook(BaseHook):
                 from asgiref.sync import sync_to_async
 
                 conn = await sync_to_async(BaseHook.get_connection)(self.dify_conn_id)
-            self._settings = DifyConnectionSettings.from_connection(conn)
+            settings = DifyConnectionSettings.from_connection(conn)
+            from airflow.providers.common.compat.sdk import mask_secret
+
+            mask_secret(settings.api_key)
+            self._settings = settings
         return self._settings
 
     async def __aenter__(self) -> DifyAsyncHook:
@@ -78,7 +84,7 @@ class DifyAsyncHook(BaseHook):
                 "Accept": "application/json",
             },
             timeout=httpx.Timeout(read, connect=connect),
-            verify=settings.verify,
+            verify=_ssl_verify(settings.verify),
         )
         return self
 
@@ -137,3 +143,12 @@ class DifyAsyncHook(BaseHook):
     ) -> JsonDict:
         """One document in detail (without metadata by default: waiting does not need it)."""
         return await self.send(ops.get_document(dataset_id, document_id, metadata=metadata))
+
+
+def _ssl_verify(verify: bool | str) -> bool | ssl.SSLContext:
+    """httpx's ``verify``: a CA bundle path (file or directory) becomes an SSL context (httpx deprecates paths)."""
+    if isinstance(verify, bool):
+        return verify
+    if os.path.isdir(verify):
+        return ssl.create_default_context(capath=verify)
+    return ssl.create_default_context(cafile=verify)

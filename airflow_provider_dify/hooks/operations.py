@@ -62,6 +62,10 @@ class FileUpload:
             raise ValueError("file: the upload needs a non-empty file name; pass filename='report.txt'.")
         if "/" in name or "\\" in name:
             raise ValueError(f"file: the file name {name!r} must not contain '/' or '\\'.")
+        if any(ord(char) < 32 or ord(char) == 127 for char in name):
+            raise ValueError(f"file: the file name {name!r} must not contain control characters (line breaks, tabs).")
+        if not os.access(local, os.R_OK):
+            raise ValueError(f"file: {str(local)!r} is not readable by this process; check its permissions.")
         content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
         return cls(path=str(local), filename=name, content_type=content_type)
 
@@ -202,6 +206,16 @@ def _page(page: int) -> int:
     return page
 
 
+def _ids(values: Sequence[str] | None, name: str) -> list[str]:
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise ValueError(f"{name}: pass a list of ids, e.g. {name}=[...], not {type(values).__name__}.")
+    if not values:
+        raise ValueError(f"{name}: pass at least one id.")
+    for index, value in enumerate(values):
+        _require(value, f"{name}[{index}]")
+    return list(values)
+
+
 def _choice(value: str, allowed: Sequence[str], name: str) -> str:
     if value not in allowed:
         raise ValueError(f"{name}: {value!r} is not one of {', '.join(allowed)}.")
@@ -265,7 +279,7 @@ def list_datasets(
         limit=_page_size(limit),
         keyword=keyword,
         include_all=include_all,
-        tag_ids=list(tag_ids) if tag_ids else None,
+        tag_ids=_ids(tag_ids, "tag_ids") if tag_ids else None,
     )
     return ApiRequest("list_datasets", "GET", "/datasets", params=params)
 
@@ -476,7 +490,8 @@ def update_document_status(dataset_id: str, action: DocumentAction, document_ids
     """``PATCH /datasets/{id}/documents/status/{action}``: enable, disable, archive or un_archive in bulk."""
     _choice(action, DOCUMENT_ACTIONS, "action")
     path = f"{_ds(dataset_id)}/documents/status/{action}"
-    return ApiRequest("update_document_status", "PATCH", path, json_body={"document_ids": list(document_ids)})
+    body = {"document_ids": _ids(document_ids, "document_ids")}
+    return ApiRequest("update_document_status", "PATCH", path, json_body=body)
 
 
 def get_upload_file(dataset_id: str, document_id: str) -> ApiRequest:
@@ -733,9 +748,7 @@ def delete_tag(tag_id: str) -> ApiRequest:
 
 def bind_tags(dataset_id: str, tag_ids: Sequence[str]) -> ApiRequest:
     """``POST /datasets/tags/binding``."""
-    if not tag_ids:
-        raise ValueError("tag_ids: pass at least one tag id.")
-    body = {"tag_ids": list(tag_ids), "target_id": _require(dataset_id, "dataset_id")}
+    body = {"tag_ids": _ids(tag_ids, "tag_ids"), "target_id": _require(dataset_id, "dataset_id")}
     return ApiRequest("bind_tags", "POST", "/datasets/tags/binding", json_body=body)
 
 

@@ -47,6 +47,7 @@ _BUSY_MARKERS = (
     "segment is deleting",
 )
 _FILE_CODES = frozenset({"file_too_large", "unsupported_file_type"})
+_LEGACY_NO_CONTENT = 204
 _MAX_SNIPPET = 200
 
 
@@ -70,15 +71,18 @@ def read_response(request: ApiRequest, status: int, headers: Mapping[str, str], 
         if not request.expect_json:
             return body
         try:
-            return decode_body(body)
+            payload = decode_body(body)
         except ValueError:
-            # Old servers answered deletes with HTTP 200 and a bare "204"; any other body is not Dify's.
             raise DifyInvalidResponseError(
                 f"expected JSON, got {_snippet(body)!r} ({headers.get('Content-Type', 'no content type')})",
                 status=status,
                 method=request.method,
                 path=request.path,
             ) from None
+        if isinstance(payload, int) and payload == _LEGACY_NO_CONTENT:
+            # Old servers answered deletes and tag bindings with HTTP 200 and a bare "204": no content.
+            return None
+        return payload
     raise error_from_response(request, status, headers, body)
 
 
@@ -98,7 +102,14 @@ def error_from_response(request: ApiRequest, status: int, headers: Mapping[str, 
         if status == 404 or status == 405:
             return DifyUnsupportedEndpointError(
                 f"the server has no route {request.method} {request.path} (it answered a non-JSON {status});"
-                " the Dify server may be older than this API call",
+                " the Dify server may be older than this API call, or an id in the path is not a UUID",
+                body=text,
+                **where,
+            )
+        if status in (413, 415) and request.upload is not None:
+            # A proxy in front of Dify (nginx client_max_body_size...) refuses the upload with its own page.
+            return DifyFileRejectedError(
+                f"the file was refused before it reached Dify (HTTP {status} from a proxy): {text!r}",
                 body=text,
                 **where,
             )

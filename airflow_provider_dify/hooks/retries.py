@@ -14,13 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_dify.exceptions import (
-    DifyConnectionError,
-    DifyRateLimitError,
-    DifyResourceBusyError,
-    DifyServerError,
-)
 from airflow_provider_dify.hooks.operations import ApiRequest
+
+# The exceptions are imported where they are used: this module is imported by ``get_provider_info`` (through
+# the connection settings), which Airflow may call while ``airflow_provider_dify.exceptions`` is still being
+# imported; a top-level import here would then be circular.
 
 
 @dataclass(frozen=True)
@@ -55,6 +53,13 @@ class RetryPolicy:
 
     def should_retry(self, request: ApiRequest, error: BaseException) -> bool:
         """Whether ``error`` from ``request`` may be repeated."""
+        from airflow_provider_dify.exceptions import (
+            DifyConnectionError,
+            DifyRateLimitError,
+            DifyResourceBusyError,
+            DifyServerError,
+        )
+
         if isinstance(error, (DifyRateLimitError, DifyResourceBusyError)):
             return True  # refused before the server acted
         if isinstance(error, DifyConnectionError):
@@ -65,6 +70,8 @@ class RetryPolicy:
 
     def wait_seconds(self, error: BaseException | None, attempt: int) -> float:
         """Seconds to wait after ``attempt`` failed attempts (1 after the first failure)."""
+        from airflow_provider_dify.exceptions import DifyRateLimitError
+
         if isinstance(error, DifyRateLimitError):
             base = error.retry_after if error.retry_after is not None else self.rate_limit_wait
             return base + self.rng.uniform(0, min(5.0, base * 0.1))
