@@ -1,0 +1,86 @@
+"""
+Run the Dify emulator in the foreground::
+
+    python -m airflow_provider_dify.testing --port 5001 [--api-key K] [--indexing-seconds S] ...
+
+Prints the API URL, the key and the matching ``AIRFLOW_CONN_DIFY_DEFAULT``; stops on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from airflow_provider_dify.testing.config import SERVER_VERSIONS
+from airflow_provider_dify.testing.server import DifyEmulator
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m airflow_provider_dify.testing", description="Run a local Dify Knowledge API emulator."
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=5001, help="TCP port (default 5001; 0 picks a free one)")
+    parser.add_argument("--api-key", default=None, help="dataset API key (default: random dataset-...)")
+    parser.add_argument(
+        "--server-version", default="1.16", help=f"emulated version, one of {SERVER_VERSIONS}"
+    )
+    parser.add_argument("--indexing-seconds", type=float, default=0.3, help="indexing time per document")
+    parser.add_argument(
+        "--queue-pickup-seconds", type=float, default=0.05, help="delay before the queue picks a doc"
+    )
+    parser.add_argument(
+        "--rate-limit-per-minute", type=int, default=None, help="knowledge rate limit (default off)"
+    )
+    parser.add_argument("--document-limit", type=int, default=None, help="document quota (default unlimited)")
+    parser.add_argument("--upload-limit-bytes", type=int, default=15 * 1024 * 1024, help="largest upload")
+    parser.add_argument(
+        "--sandbox-plan", action="store_true", help="refuse chunk writes like the Sandbox plan"
+    )
+    parser.add_argument(
+        "--embedding-available", action="store_true", help="pretend an embedding model exists"
+    )
+    parser.add_argument("--fault-rate", type=float, default=0.0, help="share of requests answered with 5xx")
+    parser.add_argument("--reset-rate", type=float, default=0.0, help="share of connections reset")
+    parser.add_argument("--latency-seconds", type=float, default=0.0, help="delay added to every request")
+    parser.add_argument("--seed", type=int, default=None, help="seed of the fault generator")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, run the emulator until Ctrl-C."""
+    args = _parser().parse_args(argv)
+    emulator = DifyEmulator(
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key,
+        server_version=args.server_version,
+        indexing_seconds=args.indexing_seconds,
+        queue_pickup_seconds=args.queue_pickup_seconds,
+        rate_limit_per_minute=args.rate_limit_per_minute,
+        document_limit=args.document_limit,
+        upload_limit_bytes=args.upload_limit_bytes,
+        sandbox_plan=args.sandbox_plan,
+        embedding_available=args.embedding_available,
+        fault_rate=args.fault_rate,
+        reset_rate=args.reset_rate,
+        latency_seconds=args.latency_seconds,
+        seed=args.seed,
+    )
+    emulator.start()
+    print(f"Dify emulator (server version {emulator.config.server_version}) listening")
+    print(f"  URL:     {emulator.url}")
+    print(f"  API key: {emulator.api_key}")
+    print(f"  export AIRFLOW_CONN_DIFY_DEFAULT='{emulator.connection_json}'")
+    print("Press Ctrl-C to stop.", flush=True)
+    try:
+        emulator.serve_forever()
+    except KeyboardInterrupt:
+        print("\nstopped", file=sys.stderr)
+    finally:
+        emulator.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""
+pytest plugin: a running Dify emulator and a matching Airflow connection, in one fixture.
+
+Registered through the ``pytest11`` entry point, so any project that installs the provider gets:
+
+``dify_emulator``
+    Function-scoped. A running :class:`~airflow_provider_dify.testing.DifyEmulator`, reset before the test
+    (state, counters, faults and knobs), with ``AIRFLOW_CONN_DIFY_DEFAULT`` set to its connection. One server
+    is shared by the whole session for speed.
+``dify_emulator_factory``
+    Function-scoped. Call it with knobs to start extra, private emulators (stopped after the test).
+
+Knobs for one test: ``@pytest.mark.dify_emulator(indexing_seconds=0, server_version="1.13")``.
+
+Nothing here imports Airflow: pytest loads plugins before the test session is configured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from airflow_provider_dify.testing.server import DifyEmulator
+
+CONN_ENV_VAR = "AIRFLOW_CONN_DIFY_DEFAULT"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``dify_emulator`` marker (knobs for the emulator of one test)."""
+    config.addinivalue_line(
+        "markers",
+        "dify_emulator(**knobs): configure the dify_emulator fixture for this test "
+        "(e.g. indexing_seconds=0, server_version='1.13', rate_limit_per_minute=10).",
+    )
+
+
+@pytest.fixture(scope="session")
+def _dify_emulator_session() -> Iterator[DifyEmulator]:
+    """One emulator server for the whole test session (the function fixture resets it per test)."""
+    from airflow_provider_dify.testing.server import DifyEmulator
+
+    emulator = DifyEmulator()
+    emulator.start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+@pytest.fixture
+def dify_emulator(
+    _dify_emulator_session: DifyEmulator, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[DifyEmulator]:
+    """
+    A running Dify emulator, reset for this test, with ``AIRFLOW_CONN_DIFY_DEFAULT`` pointing at it.
+
+    Knobs from a ``@pytest.mark.dify_emulator(...)`` marker are applied after the reset.
+    """
+    emulator = _dify_emulator_session
+    emulator.reset()
+    marker = request.node.get_closest_marker("dify_emulator")
+    if marker is not None and marker.kwargs:
+        emulator.configure(**marker.kwargs)
+    monkeypatch.setenv(CONN_ENV_VAR, emulator.connection_json)
+    try:
+        yield emulator
+    finally:
+        emulator.reset()
+
+
+@pytest.fixture
+def dify_emulator_factory() -> Iterator[Callable[..., DifyEmulator]]:
+    """
+    Start private emulators with their own knobs: ``dify = dify_emulator_factory(server_version="1.13")``.
+
+    Every emulator started through the factory is stopped when the test ends.
+    """
+    from airflow_provider_dify.testing.server import DifyEmulator
+
+    started: list[DifyEmulator] = []
+
+    def make(**knobs: Any) -> DifyEmulator:
+        emulator = DifyEmulator(**knobs)
+        emulator.start()
+        started.append(emulator)
+        return emulator
+
+    try:
+        yield make
+    finally:
+        for emulator in started:
+            emulator.stop()
