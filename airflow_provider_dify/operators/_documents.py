@@ -1,0 +1,796 @@
+"""What the Dify operators share: argument checks, finding knowledge bases and documents, writing one document.
+
+Written once here for the operators of this package and for the sync operators:
+
+* argument checks that name the argument (:func:`check_string`, :func:`check_choice`, :func:`check_exactly_one`,
+  :func:`native_value`), skipping at DAG-build time the values rendered only when the task runs
+  (:func:`is_unrendered`);
+* :func:`resolve_dataset` and :func:`resolve_document`: by id or by exact name (the newest of same-named
+  documents);
+* :func:`document_options`: the ``indexing_technique``, ``doc_form`` and ``process_rule`` a write must send;
+* :func:`local_file`: a local path for a local file or any ``ObjectStoragePath`` / fsspec URL;
+* :func:`write_document`: create, update, leave alone or skip ONE document, change detection included, and
+  :func:`write_metadata` / :func:`metadata_matches` for its metadata;
+* :class:`DifyBaseOperator` (connection, hook, console link) and :class:`DifyIndexingWaitOperator` (waiting for
+  indexing, blocking or deferred to :class:`~airflow_provider_dify.triggers.indexing.DifyIndexingTrigger`).
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, conf
+
+from airflow_provider_dify.exceptions import DifyDocumentNotReadyError, DifyError, DifyNotFoundError
+from airflow_provider_dify.hooks.connection import DEFAULT_CONN_ID
+from airflow_provider_dify.links import CONSOLE_URL_XCOM_KEY, DifyConsoleLink, console_url
+from airflow_provider_dify.operators._content import (
+    HASH_FIELD,
+    ensure_metadata_fields,
+    file_hash,
+    metadata_operation,
+    metadata_type_of,
+    metadata_values,
+    stored_hash,
+    text_hash,
+    validate_metadata,
+)
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_dify.hooks.dify import DifyHook
+
+log = logging.getLogger(__name__)
+
+INDEXING_TECHNIQUES: tuple[str, ...] = ("high_quality", "economy")
+DOC_FORMS: tuple[str, ...] = ("text_model", "hierarchical_model", "qa_model")
+ON_EXISTING: tuple[str, ...] = ("update", "skip", "error")
+#: What :func:`write_document` did.
+ACTIONS: tuple[str, ...] = ("created", "updated", "metadata_updated", "unchanged", "skipped")
+#: The process rule sent when none is given: Dify's automatic segmentation.
+DEFAULT_PROCESS_RULE: dict[str, Any] = {"mode": "automatic"}
+PROCESS_RULE_MODES: tuple[str, ...] = ("automatic", "custom", "hierarchical")
+#: Dify keeps at most this many characters of a document name.
+MAX_DOCUMENT_NAME = 200
+#: The XCom key of the manifest kept while a task waits in the triggerer.
+MANIFEST_XCOM_KEY = "dify_manifest"
+#: Bytes copied at a time when a remote file is downloaded before its upload.
+COPY_BLOCK_SIZE = 1024 * 1024
+
+
+# -- argument checks -------------------------------------------------------------------------------------------
+
+
+def is_unrendered(value: Any) -> bool:
+    """Whether ``value`` holds a Jinja template or an ``XComArg``: it is known only when the task runs."""
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value
+    if isinstance(value, Mapping):
+        return any(is_unrendered(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(is_unrendered(item) for item in value)
+    from airflow.providers.common.compat.sdk import XComArg
+
+    return isinstance(value, XComArg)
+
+
+def skip_check(value: Any, build: bool) -> bool:
+    """At DAG-build time (``build=True``), values rendered later are not checked yet."""
+    return build and is_unrendered(value)
+
+
+def given(value: Any) -> bool:
+    """Whether an optional argument was given: ``None``, ``""`` and a rendered ``"None"`` count as not given."""
+    if value is None:
+        return False
+    if isinstance(value, str):
+        return value.strip() not in ("", "None")
+    return True
+
+
+def check_exactly_one(first: str, first_value: Any, second: str, second_value: Any, *, required: bool = True) -> None:
+    """Raise unless exactly one of two alternative arguments is given (or neither, when not ``required``)."""
+    count = sum(given(value) for value in (first_value, second_value))
+    if count > 1 or (required and count == 0):
+        raise ValueError(
+            f"{first} or {second}: pass exactly one of them, got "
+            + (f"both ({first_value!r} and {second_value!r})." if count > 1 else "neither.")
+        )
+
+
+def check_dataset_and_document(operator: Any, *, build: bool, document: bool) -> None:
+    """Check an operator's ``dataset_id`` xor ``dataset_name`` (and ``document_id`` xor ``document_name``)."""
+    check_exactly_one("dataset_id", operator.dataset_id, "dataset_name", operator.dataset_name)
+    arguments = ["dataset_id", "dataset_name"]
+    if document:
+        check_exactly_one("document_id", operator.document_id, "document_name", operator.document_name)
+        arguments += ["document_id", "document_name"]
+    for argument in arguments:
+        value = getattr(operator, argument)
+        if given(value) and not skip_check(value, build):
+            check_string(value, argument)
+
+
+def check_string(value: Any, argument: str, *, max_length: int | None = None, single_line: bool = False) -> str:
+    """A non-blank string, at most ``max_length`` characters; the error names the argument."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{argument}: must be a non-empty string, got {value!r}.")
+    if max_length is not None and len(value) > max_length:
+        raise ValueError(f"{argument}: at most {max_length} characters are allowed, got {len(value)}.")
+    if single_line and any(ord(char) < 32 for char in value):
+        raise ValueError(f"{argument}: must not contain line breaks or control characters, got {value!r}.")
+    return value
+
+
+def check_choice(value: Any, allowed: Sequence[str], argument: str) -> str | None:
+    """``None`` or one of ``allowed``."""
+    if value is None:
+        return None
+    if value not in allowed:
+        raise ValueError(f"{argument}: {value!r} is not one of {', '.join(repr(item) for item in allowed)}.")
+    return str(value)
+
+
+def check_number(value: Any, argument: str, *, minimum: float = 0, allow_none: bool = False) -> float | None:
+    """A number of at least ``minimum`` (``None`` when allowed)."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            value = float(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
+        raise ValueError(f"{argument}: must be a number >= {minimum:g}, got {value!r}.")
+    return value
+
+
+def native_value(value: Any, argument: str) -> Any:
+    """
+    A list or dict argument after templating.
+
+    A Jinja template renders to text (``"[{'content': ...}]"`` or JSON) unless the DAG renders native
+    objects; such text is parsed back into the list or dict it shows.
+    """
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if not text.startswith(("[", "{")):
+        return value
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        raise ValueError(
+            f"{argument}: {text[:120]!r} is neither JSON nor a Python literal; render a list or dict, e.g. with"
+            " '| tojson', or set render_template_as_native_obj=True on the DAG."
+        ) from None
+
+
+def check_mapping(value: Any, argument: str) -> dict[str, Any] | None:
+    """``None`` or a dict (a rendered template text of a dict is parsed)."""
+    value = native_value(value, argument)
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{argument}: must be a dict, got {type(value).__name__} {value!r}.")
+    return dict(value)
+
+
+def check_process_rule(value: Any, argument: str = "process_rule") -> dict[str, Any] | None:
+    """A Dify ``process_rule`` (``{"mode": "automatic"|"custom"|"hierarchical", "rules": {...}}``) or ``None``."""
+    rule = check_mapping(value, argument)
+    if rule is None:
+        return None
+    mode = rule.get("mode")
+    if mode not in PROCESS_RULE_MODES:
+        raise ValueError(f"{argument}['mode']: must be one of {', '.join(PROCESS_RULE_MODES)}, got {mode!r}.")
+    if mode != "automatic" and not isinstance(rule.get("rules"), Mapping):
+        raise ValueError(
+            f"{argument}['rules']: mode {mode!r} needs rules with 'pre_processing_rules' and 'segmentation';"
+            " use {'mode': 'automatic'} for Dify's default segmentation."
+        )
+    return rule
+
+
+@contextlib.contextmanager
+def bad_arguments_fail_the_task() -> Iterator[None]:
+    """Turn a ``ValueError`` (a wrong argument or input) into a task failure that Airflow does not retry."""
+    try:
+        yield
+    except ValueError as error:
+        raise AirflowFailException(str(error)) from None
+
+
+# -- finding knowledge bases and documents -------------------------------------------------------------------
+
+
+def resolve_dataset(hook: DifyHook, *, dataset_id: str | None = None, dataset_name: str | None = None) -> dict:
+    """
+    The knowledge base given by id or by exact name.
+
+    :raises DifyNotFoundError: when no knowledge base has that id or name.
+    """
+    if given(dataset_id):
+        return dict(hook.get_dataset(str(dataset_id).strip()))
+    dataset = hook.find_dataset_by_name(str(dataset_name))
+    if dataset is None:
+        raise DifyNotFoundError(
+            f"dataset_name: no knowledge base is named {dataset_name!r} in this workspace; create it first"
+            " (DifyCreateDatasetOperator) or check the name.",
+            status=404,
+        )
+    return dict(dataset)
+
+
+def resolve_document(
+    hook: DifyHook,
+    dataset_id: str,
+    *,
+    document_id: str | None = None,
+    document_name: str | None = None,
+    missing_ok: bool = False,
+) -> dict | None:
+    """
+    The document given by id (its detail) or by exact name (its list entry; the newest of same-named ones).
+
+    :param missing_ok: return ``None`` instead of raising when there is no such document.
+    :raises DifyNotFoundError: when the document does not exist and ``missing_ok`` is false.
+    """
+    if given(document_id):
+        try:
+            return dict(hook.get_document(dataset_id, str(document_id).strip()))
+        except DifyNotFoundError:
+            if missing_ok:
+                return None
+            raise
+    document = newest_document(hook, dataset_id, str(document_name))
+    if document is None and not missing_ok:
+        raise DifyNotFoundError(
+            f"document_name: knowledge base {dataset_id} has no document named {document_name!r}.", status=404
+        )
+    return document
+
+
+def newest_document(hook: DifyHook, dataset_id: str, name: str) -> dict | None:
+    """The newest document named exactly ``name`` (logged when several share it), or ``None``."""
+    documents = hook.find_documents_by_name(dataset_id, name)
+    if not documents:
+        return None
+    if len(documents) > 1:
+        log.warning(
+            "%d documents are named %r in knowledge base %s; using the newest (%s), leaving %s",
+            len(documents),
+            name,
+            dataset_id,
+            documents[0].get("id"),
+            ", ".join(str(doc.get("id")) for doc in documents[1:]),
+        )
+    return dict(documents[0])
+
+
+# -- what a write sends ------------------------------------------------------------------------------------------
+
+
+def document_options(
+    dataset: Mapping[str, Any],
+    *,
+    indexing_technique: str | None = None,
+    doc_form: str | None = None,
+    doc_language: str | None = None,
+    process_rule: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """
+    The settings a document create sends: the knowledge base's ``doc_form`` and ``indexing_technique``.
+
+    ``indexing_technique`` is the knowledge base's when it has one, else the argument; ``doc_form`` is the
+    knowledge base's, else the argument (a knowledge base takes its form from its first document), else
+    ``text_model``. ``process_rule`` defaults to ``{"mode": "automatic"}``.
+
+    :raises ValueError: naming the argument when the technique is unknown (Dify 1.13 answers 500 then), when
+        ``doc_form`` contradicts the knowledge base's, or when a hierarchical knowledge base gets a
+        non-hierarchical process rule.
+    """
+    name = dataset.get("name") or dataset.get("id")
+    technique = dataset.get("indexing_technique") or indexing_technique
+    if not technique:
+        raise ValueError(
+            f"indexing_technique: knowledge base {name!r} has no indexing technique yet (it was created without one"
+            " and has no document), so pass indexing_technique='economy' or 'high_quality'."
+        )
+    if indexing_technique and dataset.get("indexing_technique") and indexing_technique != technique:
+        log.info("Knowledge base %r indexes with %r, not indexing_technique=%r", name, technique, indexing_technique)
+    form = dataset.get("doc_form") or doc_form or "text_model"
+    if doc_form and dataset.get("doc_form") and doc_form != dataset["doc_form"]:
+        raise ValueError(
+            f"doc_form: knowledge base {name!r} holds {dataset['doc_form']!r} documents, not {doc_form!r}; a"
+            " knowledge base has one document form. Leave doc_form unset to use the knowledge base's."
+        )
+    rule = dict(process_rule) if process_rule else dict(DEFAULT_PROCESS_RULE)
+    if form == "hierarchical_model" and rule.get("mode") != "hierarchical":
+        raise ValueError(
+            f"process_rule: knowledge base {name!r} holds parent-child (hierarchical_model) documents, which need"
+            " process_rule={'mode': 'hierarchical', 'rules': {...}} with parent_mode and subchunk_segmentation."
+        )
+    options: dict[str, Any] = {"indexing_technique": technique, "doc_form": form, "process_rule": rule}
+    if doc_language:
+        options["doc_language"] = doc_language
+    return options
+
+
+def content_settings(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings hashed with a document's content (a new process rule or language re-indexes too)."""
+    settings = {"process_rule": options.get("process_rule") or DEFAULT_PROCESS_RULE}
+    if options.get("doc_language"):
+        settings["doc_language"] = options["doc_language"]
+    return settings
+
+
+@contextlib.contextmanager
+def local_file(file: Any) -> Iterator[tuple[str, str]]:
+    """
+    ``(local path, file name)`` of a file to upload.
+
+    A local path (``str`` or ``os.PathLike`` without ``://``) is used as it is. Anything else, an
+    ``ObjectStoragePath`` or a URL the installed Airflow can read (``s3://``, ``gs://``, ``file://``...), is
+    downloaded in blocks to a temporary file, removed afterwards.
+
+    :raises ValueError: naming ``file`` when it does not exist or is not a file.
+    """
+    from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+    if isinstance(file, (str, os.PathLike)) and not isinstance(file, ObjectStoragePath) and "://" not in str(file):
+        path = Path(file)
+        if not path.is_file():
+            raise ValueError(f"file: {str(path)!r} does not exist or is not a file; pass the path of a readable file.")
+        yield str(path), path.name
+        return
+    source = file if isinstance(file, ObjectStoragePath) else ObjectStoragePath(str(file))
+    if not source.is_file():
+        raise ValueError(f"file: {str(source)!r} does not exist or is not a file.")
+    name = source.name
+    with tempfile.TemporaryDirectory(prefix="dify-upload-") as directory:
+        target = os.path.join(directory, name or "upload")
+        with source.open("rb") as reader, open(target, "wb") as writer:
+            shutil.copyfileobj(reader, writer, COPY_BLOCK_SIZE)
+        log.info("Downloaded %s (%d bytes) for the upload", source, os.path.getsize(target))
+        yield target, name
+
+
+# -- metadata ------------------------------------------------------------------------------------------------------
+
+
+def _same_value(current: Any, wanted: Any) -> bool:
+    """Whether a stored metadata value equals the wanted one (document lists send values as strings)."""
+    if wanted is None or wanted == "":
+        return current is None or current == ""
+    if current is None:
+        return False
+    if str(current) == str(wanted):
+        return True
+    if isinstance(wanted, (int, float)) and not isinstance(wanted, bool):
+        try:
+            return float(current) == float(wanted)
+        except (TypeError, ValueError):
+            return False
+    return False
+
+
+def metadata_matches(document: Mapping[str, Any], values: Mapping[str, Any]) -> bool:
+    """Whether the document already holds every one of ``values`` (other fields are not compared)."""
+    current = metadata_values(document)
+    return all(_same_value(current.get(name), value) for name, value in values.items())
+
+
+def _coerce(value: Any, field_type: str, name: str) -> Any:
+    if value is None:
+        return None
+    if field_type == "number":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return value
+        try:
+            number = float(str(value))
+        except ValueError:
+            raise ValueError(
+                f"metadata[{name!r}]: the knowledge base's field {name!r} holds numbers, got {value!r}."
+            ) from None
+        return int(number) if number.is_integer() else number
+    if field_type == "string" and not isinstance(value, str):
+        return str(value)
+    return value
+
+
+def metadata_fields_for(
+    hook: DifyHook,
+    dataset_id: str,
+    values: Mapping[str, Any],
+    fields: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """
+    The knowledge base's metadata fields by name, with the fields of ``values`` created when missing.
+
+    A missing field is created as ``number`` for a number and ``string`` otherwise. Each value is checked
+    against its field's type, so a bad value fails before any document is written.
+
+    :param fields: the fields already known (``{name: {id, name, type}}``); listed only when one is missing.
+    :raises ValueError: naming the metadata key whose value does not fit its field.
+    """
+    if fields is None or any(name not in fields for name in values):
+        listing = hook.list_metadata_fields(dataset_id) or {}
+        known = {str(item["name"]): dict(item) for item in listing.get("doc_metadata") or []}
+        missing = {
+            name: "string" if name == HASH_FIELD else metadata_type_of(value)
+            for name, value in values.items()
+            if name not in known
+        }
+        fields = ensure_metadata_fields(hook, dataset_id, missing) if missing else known
+    for name, value in values.items():
+        _coerce(value, str(fields[name].get("type")), name)
+    return {name: dict(field) for name, field in fields.items()}
+
+
+def write_metadata(
+    hook: DifyHook,
+    dataset_id: str,
+    document_id: str,
+    values: Mapping[str, Any],
+    fields: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """
+    Set ``values`` on one document in one call (a partial update: other fields keep their values).
+
+    Missing fields are created (see :func:`metadata_fields_for`); each value is converted to its field's type.
+    Pass ``fields`` to save the listing when writing many documents.
+
+    :return: the knowledge base's metadata fields by name.
+    """
+    if not values:
+        return dict(fields or {})
+    fields = metadata_fields_for(hook, dataset_id, values, fields)
+    coerced = {name: _coerce(value, str(fields[name].get("type")), name) for name, value in values.items()}
+    hook.update_documents_metadata(dataset_id, [metadata_operation(document_id, coerced, fields)])
+    return fields
+
+
+# -- writing one document ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DocumentWrite:
+    """
+    What :func:`write_document` did to one document.
+
+    :param action: ``created``, ``updated`` (content written), ``metadata_updated`` (content unchanged, metadata
+        set), ``unchanged`` (nothing written) or ``skipped`` (an existing document left alone, ``on_existing="skip"``).
+    :param document_id: the document's id.
+    :param name: the document's name.
+    :param batch: the batch of the create or update call (``None`` when no content was written).
+    :param content_hash: the hash of the content and its indexing settings.
+    """
+
+    action: str
+    document_id: str
+    name: str
+    batch: str | None
+    content_hash: str
+
+    @property
+    def indexing(self) -> bool:
+        """Whether Dify (re-)indexes the document because of this write."""
+        return self.action in ("created", "updated")
+
+    def as_dict(self) -> dict[str, Any]:
+        """The result as a plain dict (for XCom)."""
+        return asdict(self)
+
+
+def _not_available(document: Mapping[str, Any], name: str) -> DifyDocumentNotReadyError:
+    status = document.get("display_status") or document.get("indexing_status")
+    hints = {
+        "queuing": "it is still waiting to be indexed; run the task again once Dify has indexed it",
+        "indexing": "it is still being indexed; run the task again once Dify has indexed it",
+        "paused": "its indexing is paused; resume it in the Dify console",
+        "error": "its indexing failed; fix or delete it in the Dify console",
+        "disabled": "it is disabled; enable it in the Dify console (or delete it)",
+        "archived": "it is archived; un-archive it in the Dify console (or delete it)",
+    }
+    hint = hints.get(str(status), "Dify updates only available documents")
+    return DifyDocumentNotReadyError(
+        f"Document {name!r} ({document.get('id')}) is {status!r}, so it cannot be updated: {hint}.", status=400
+    )
+
+
+def write_document(
+    hook: DifyHook,
+    dataset: Mapping[str, Any],
+    *,
+    name: str,
+    text: str | None = None,
+    file_path: str | os.PathLike[str] | None = None,
+    existing: Mapping[str, Any] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    on_existing: str = "update",
+    process_rule: Mapping[str, Any] | None = None,
+    indexing_technique: str | None = None,
+    doc_form: str | None = None,
+    doc_language: str | None = None,
+    content_hash: str | None = None,
+    metadata_fields: Mapping[str, Mapping[str, Any]] | None = None,
+    set_metadata: bool = True,
+) -> DocumentWrite:
+    """
+    Write one document: create it, update it when its content changed, or leave it alone.
+
+    ``write_document(hook, dataset, *, name, text=None, file_path=None, existing=None, metadata=None,
+    on_existing="update", process_rule=None, indexing_technique=None, doc_form=None, doc_language=None,
+    content_hash=None, metadata_fields=None, set_metadata=True) -> DocumentWrite``
+
+    * no ``existing`` document: create it by text or by file (``file_path`` uploaded as ``name``), then set its
+      metadata and content hash in one metadata call: ``created``;
+    * ``existing`` with the same content hash (kept in the ``airflow_content_hash`` metadata field) and name:
+      ``unchanged`` with no write at all, or ``metadata_updated`` (one metadata call) when ``metadata`` differs;
+    * ``existing`` with other content: ``on_existing="update"`` replaces its text or file (update-by-text or
+      update-by-file, same id) then sets metadata and hash: ``updated``; ``"skip"`` leaves it: ``skipped``;
+      ``"error"`` raises.
+
+    Everything is checked before the first request: text xor file, the technique and form (see
+    :func:`document_options`), the metadata, and that an existing document is available for an update.
+
+    :param hook: the sync hook.
+    :param dataset: the knowledge base as Dify returns it (``id``, ``name``, ``indexing_technique``,
+        ``doc_form``).
+    :param name: the document's name (its identity).
+    :param text: the text of the document (exclusive with ``file_path``).
+    :param file_path: a local file to upload (see :func:`local_file` for remote ones).
+    :param existing: the document of that name as Dify lists or shows it, ``None`` when there is none.
+    :param metadata: metadata values ``{name: value}`` to set (partial update; missing fields are created).
+    :param on_existing: ``update``, ``skip`` or ``error`` (see above).
+    :param process_rule: the process rule (default ``{"mode": "automatic"}``); part of the content hash.
+    :param indexing_technique: used when the knowledge base has none yet.
+    :param doc_form: used when the knowledge base has none yet; must match the knowledge base's otherwise.
+    :param doc_language: the document language (part of the content hash when given).
+    :param content_hash: a precomputed hash (see :func:`content_settings`); computed from the content otherwise.
+    :param metadata_fields: the knowledge base's metadata fields by name, to save a listing per document.
+    :param set_metadata: ``False`` writes the content of a created or updated document but neither its metadata
+        nor its content hash: the caller sets ``{**metadata, HASH_FIELD: result.content_hash}`` itself, many
+        documents per metadata call (the sync operators do). A document whose hash is never set is rewritten by
+        the next run, so nothing is lost.
+    :raises ValueError: a bad argument, before anything is sent.
+    :raises DifyDocumentNotReadyError: the existing document needs an update but is not available.
+    """
+    if (text is None) == (file_path is None):
+        raise ValueError("text or file: pass exactly one of them.")
+    if on_existing not in ON_EXISTING:
+        raise ValueError(f"on_existing: {on_existing!r} is not one of {', '.join(ON_EXISTING)}.")
+    check_string(name, "name", max_length=MAX_DOCUMENT_NAME)
+    values = validate_metadata(metadata)
+    options = document_options(
+        dataset,
+        indexing_technique=indexing_technique,
+        doc_form=doc_form,
+        doc_language=doc_language,
+        process_rule=process_rule,
+    )
+    settings = content_settings(options)
+    if content_hash is None:
+        content_hash = text_hash(text, settings) if text is not None else file_hash(file_path, settings)  # type: ignore[arg-type]
+    dataset_id = str(dataset["id"])
+    with_hash = {**values, HASH_FIELD: content_hash}
+
+    if existing is None:
+        fields = metadata_fields_for(hook, dataset_id, with_hash, metadata_fields)
+        if text is not None:
+            answer = hook.create_document_by_text(dataset_id, name, text, **options)
+        else:
+            answer = hook.create_document_by_file(dataset_id, file_path, filename=name, **options)  # type: ignore[arg-type]
+        document = answer.get("document") or {}
+        document_id = str(document["id"])
+        if set_metadata:
+            write_metadata(hook, dataset_id, document_id, with_hash, fields)
+        log.info("Created document %r (%s) in knowledge base %s", name, document_id, dataset_id)
+        created_name = str(document.get("name") or name)
+        return DocumentWrite("created", document_id, created_name, answer.get("batch"), content_hash)
+
+    document_id = str(existing["id"])
+    same_content = stored_hash(existing) == content_hash and existing.get("name") == name
+    if same_content:
+        if metadata_matches(existing, values):
+            log.info("Document %r (%s) is unchanged; nothing written", name, document_id)
+            return DocumentWrite("unchanged", document_id, name, None, content_hash)
+        if on_existing == "skip":
+            log.info("Document %r (%s) exists; on_existing='skip' leaves its metadata as it is", name, document_id)
+            return DocumentWrite("skipped", document_id, name, None, content_hash)
+        write_metadata(hook, dataset_id, document_id, values, metadata_fields)
+        log.info("Document %r (%s): content unchanged, metadata updated", name, document_id)
+        return DocumentWrite("metadata_updated", document_id, name, None, content_hash)
+    if on_existing == "skip":
+        log.info("Document %r (%s) exists; on_existing='skip' leaves it as it is", name, document_id)
+        return DocumentWrite("skipped", document_id, name, None, content_hash)
+    if on_existing == "error":
+        raise DifyError(
+            f"Knowledge base {dataset_id} already has a document named {name!r} ({document_id}) with other content"
+            " (on_existing='error'); use on_existing='update' to replace it or 'skip' to keep it.",
+            status=409,
+        )
+    status = existing.get("display_status")
+    if status is not None and status != "available":
+        raise _not_available(existing, name)
+    update_options = {key: value for key, value in options.items() if key != "indexing_technique"}
+    fields = metadata_fields_for(hook, dataset_id, with_hash, metadata_fields)
+    try:
+        if text is not None:
+            answer = hook.update_document_by_text(dataset_id, document_id, name=name, text=text, **update_options)
+        else:
+            answer = hook.update_document_by_file(dataset_id, document_id, file_path, filename=name, **update_options)
+    except DifyDocumentNotReadyError as error:
+        raise DifyDocumentNotReadyError(
+            f"Dify refused to update document {name!r} ({document_id}): {error.message}. Only available documents"
+            " (indexed, enabled, not archived) can be updated; run the task again once it is available.",
+            status=error.status,
+            code=error.code,
+            method=error.method,
+            path=error.path,
+        ) from error
+    if set_metadata:
+        write_metadata(hook, dataset_id, document_id, with_hash, fields)
+    log.info("Updated document %r (%s): its content changed", name, document_id)
+    return DocumentWrite("updated", document_id, name, answer.get("batch"), content_hash)
+
+
+# -- operator base classes -----------------------------------------------------------------------------------------
+
+
+class DifyBaseOperator(BaseOperator):
+    """
+    Base of the Dify operators: the ``dify`` connection, its hook, and the "Dify" console link.
+
+    :param dify_conn_id: the ``dify`` connection (API base URL as host, knowledge API key as password).
+    """
+
+    operator_extra_links = (DifyConsoleLink(),)
+    ui_color = "#e8f0fe"
+
+    def __init__(self, *, dify_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.dify_conn_id = dify_conn_id
+
+    @cached_property
+    def hook(self) -> DifyHook:
+        """The sync hook of ``dify_conn_id``."""
+        from airflow_provider_dify.hooks.dify import DifyHook
+
+        return DifyHook(dify_conn_id=self.dify_conn_id)
+
+    def push_console_url(self, context: Context, dataset_id: str, document_id: str | None = None) -> str:
+        """Push the console URL of the knowledge base (or document) for the "Dify" link; return it."""
+        url = console_url(self.hook.settings.console_url, dataset_id, document_id)
+        context["ti"].xcom_push(key=CONSOLE_URL_XCOM_KEY, value=url)
+        return url
+
+
+class DifyIndexingWaitOperator(DifyBaseOperator):
+    """
+    Base of the operators that wait for Dify to index documents, in the worker or in the triggerer.
+
+    :param deferrable: wait in the triggerer (:class:`~airflow_provider_dify.triggers.indexing.DifyIndexingTrigger`)
+        instead of a worker slot; defaults to Airflow's ``[operators] default_deferrable``.
+    :param indexing_timeout: seconds to wait for the indexing before the task fails.
+    :param poll_interval: seconds between two polls of the indexing status.
+    :param stall_timeout: seconds without any progress before the wait fails as stalled (``None``: never).
+    """
+
+    def __init__(
+        self,
+        *,
+        deferrable: bool | None = None,
+        indexing_timeout: float = 3600,
+        poll_interval: float = 5,
+        stall_timeout: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if deferrable is None:
+            deferrable = conf.getboolean("operators", "default_deferrable", fallback=False)
+        self.deferrable = bool(deferrable)
+        self.indexing_timeout = check_number(indexing_timeout, "indexing_timeout", minimum=0)
+        self.poll_interval = check_number(poll_interval, "poll_interval", minimum=0)
+        self.stall_timeout = check_number(stall_timeout, "stall_timeout", minimum=0, allow_none=True)
+
+    def wait_until_indexed(
+        self,
+        context: Context,
+        *,
+        dataset_id: str,
+        batch: str | None,
+        document_ids: list[str],
+        manifest: dict[str, Any] | None = None,
+        method_name: str = "execute_complete",
+    ) -> list[dict[str, Any]]:
+        """
+        Wait until the documents are indexed; return their indexing results.
+
+        Deferrable: check once, and if indexing still runs, defer to the trigger; the task resumes in
+        ``method_name(context, event, manifest=manifest)``. Otherwise poll in the worker.
+        """
+        from airflow_provider_dify.hooks.indexing import check_indexing, record_failed_poll, wait_for_indexing
+
+        if not self.deferrable:
+            return wait_for_indexing(
+                self.hook,
+                dataset_id,
+                batch=batch,
+                document_ids=document_ids,
+                timeout=self.indexing_timeout,
+                poll_interval=self.poll_interval,
+                stall_timeout=self.stall_timeout,
+            )
+        progress: dict[str, Any] | None = None
+        try:
+            outcome = check_indexing(
+                self.hook, dataset_id, batch=batch, document_ids=document_ids, stall_timeout=self.stall_timeout
+            )
+        except DifyError as error:
+            progress, fatal = record_failed_poll(None, error)
+            if fatal is not None:
+                raise fatal from error
+        else:
+            if outcome.state != "running":
+                return outcome.raise_for_state()
+            progress = outcome.progress
+        self._defer(context, dataset_id, batch, document_ids, manifest, method_name, progress)
+
+    def _defer(
+        self,
+        context: Context,
+        dataset_id: str,
+        batch: str | None,
+        document_ids: list[str],
+        manifest: dict[str, Any] | None,
+        method_name: str,
+        progress: dict[str, Any] | None,
+    ) -> NoReturn:
+        from airflow_provider_dify.sensors.indexing import defer_for_indexing
+
+        if manifest is not None:
+            # dag.test() resumes a task with the trigger's event only, without the deferral's kwargs: keep a copy.
+            context["ti"].xcom_push(key=MANIFEST_XCOM_KEY, value=manifest)
+        defer_for_indexing(
+            self,
+            dify_conn_id=self.dify_conn_id,
+            dataset_id=dataset_id,
+            batch=batch,
+            document_ids=document_ids,
+            timeout=self.indexing_timeout,
+            poll_interval=self.poll_interval,
+            stall_timeout=self.stall_timeout,
+            method_name=method_name,
+            kwargs={"manifest": manifest} if manifest is not None else None,
+            progress=progress,
+        )
+
+    def resumed_manifest(
+        self, context: Context, event: Mapping[str, Any] | None, manifest: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        """After the trigger: validate its event, return the manifest with the indexing results added."""
+        from airflow_provider_dify.hooks.indexing import indexing_results_from_event
+
+        documents = indexing_results_from_event(event)
+        if manifest is None:
+            ti = context["ti"]
+            manifest = ti.xcom_pull(task_ids=ti.task_id, key=MANIFEST_XCOM_KEY, map_indexes=ti.map_index)
+        result = dict(manifest or {})
+        result["indexing"] = documents
+        return result

@@ -1,0 +1,121 @@
+"""Helpers of the operator tests: a stand-in task instance, XCom and task-state readers for DAG runs."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from typing import Any
+
+SEGMENTS_ROUTE = "/datasets/{dataset_id}/documents/{document_id}/segments"
+RETRIEVE_ROUTE = "/datasets/{dataset_id}/retrieve"
+_dag_numbers = itertools.count()
+
+
+def dag_id(prefix: str) -> str:
+    """A DAG id not used before in this test session."""
+    return f"{prefix}_{next(_dag_numbers)}"
+
+
+class RecordingTaskInstance:
+    """Enough of a task instance for ``operator.execute(context)`` outside a DAG run: records XCom pushes."""
+
+    task_id = "task"
+    map_index = -1
+
+    def __init__(self) -> None:
+        self.pushed: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.pushed[key] = value
+
+    def xcom_pull(self, task_ids: Any = None, key: str = "return_value", **_: Any) -> Any:
+        return self.pushed.get(key)
+
+
+def context() -> dict[str, Any]:
+    """A minimal task context for unit tests."""
+    return {"ti": RecordingTaskInstance()}
+
+
+def task_state(dag_run: Any, task_id: str) -> str:
+    """The state of a task of a DAG run, as a lower-case string."""
+    return str(dag_run.get_task_instance(task_id).state).rsplit(".", 1)[-1].lower()
+
+
+def try_number(dag_run: Any, task_id: str) -> int:
+    """The try number of a task of a DAG run (from the metadata DB)."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        return int(
+            session.scalar(
+                select(TaskInstance.try_number).where(
+                    TaskInstance.dag_id == dag_run.dag_id,
+                    TaskInstance.run_id == dag_run.run_id,
+                    TaskInstance.task_id == task_id,
+                )
+            )
+        )
+
+
+def xcom_value(dag_run: Any, task_id: str, key: str = "return_value") -> Any:
+    """An XCom value of the run, read from the metadata DB (Airflow 2.11 and 3.x)."""
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.models.xcom import XComModel
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            row = session.scalars(
+                XComModel.get_many(run_id=dag_run.run_id, dag_ids=dag_run.dag_id, task_ids=task_id, key=key)
+            ).first()
+            return XComModel.deserialize_value(row) if row is not None else None
+    from airflow.models.xcom import XCom
+
+    return XCom.get_one(run_id=dag_run.run_id, dag_id=dag_run.dag_id, task_id=task_id, key=key)
+
+
+def all_xcom_text(dag_run: Any) -> str:
+    """Every XCom value of the run (all tasks, all keys) as one JSON text."""
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        if AIRFLOW_V_3_0_PLUS:
+            from airflow.models.xcom import XComModel
+
+            rows = session.scalars(
+                select(XComModel).where(XComModel.dag_id == dag_run.dag_id, XComModel.run_id == dag_run.run_id)
+            ).all()
+            values = [(row.task_id, row.key, XComModel.deserialize_value(row)) for row in rows]
+        else:
+            from airflow.models.xcom import XCom
+
+            rows = session.scalars(select(XCom).where(XCom.dag_id == dag_run.dag_id, XCom.run_id == dag_run.run_id))
+            values = [(row.task_id, row.key, row.value) for row in rows]  # deserialized when loaded
+    assert values, "the run pushed no XCom"
+    return json.dumps(values, default=str)
+
+
+def rendered_fields_text(dag_run: Any) -> str:
+    """The rendered template fields of every task of the run, as one JSON text."""
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields as Rtif
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.scalars(select(Rtif).where(Rtif.dag_id == dag_run.dag_id, Rtif.run_id == dag_run.run_id)).all()
+        return json.dumps([row.rendered_fields for row in rows], default=str)
+
+
+def content_writes(dify: Any) -> list[Any]:
+    """The requests that change Dify's state (every non-GET request but searches)."""
+    return [
+        call
+        for call in dify.calls
+        if call.method not in ("GET", "HEAD", "OPTIONS") and call.route not in (RETRIEVE_ROUTE,)
+    ]
