@@ -1,0 +1,418 @@
+"""Document-granularity sync: one Dify document per record, reconciled by name, content hash and scope.
+
+:func:`plan_documents` is pure: the rendered records, the documents one listing pass found, the scope ->
+what to create, update, leave alone and delete. :class:`DocumentSync` carries the plan out with a thread pool
+sharing one :class:`~airflow_provider_dify.hooks.dify.DifyHook`, and writes the content hash and metadata of
+the written documents in batches (the document-metadata call takes many documents at once).
+
+Identity is the document name; whether the content changed is told by the hash in
+:data:`~airflow_provider_dify.operators._content.HASH_FIELD`; which documents a sync owns is told by its scope
+(a metadata value, or the name prefix). Nothing is kept outside Dify, so a retry or a backfill reads the same
+truth and finishes the remainder without duplicates.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_dify.exceptions import DifyError
+from airflow_provider_dify.operators._content import (
+    HASH_FIELD,
+    ensure_metadata_fields,
+    metadata_operation,
+    metadata_type_of,
+    metadata_values,
+    stored_hash,
+)
+from airflow_provider_dify.operators._documents import metadata_matches, write_document
+
+if TYPE_CHECKING:
+    from airflow_provider_dify.hooks.dify import DifyHook
+    from airflow_provider_dify.operators._records import RenderedRecord
+
+log = logging.getLogger(__name__)
+
+#: The metadata field that records which sync (scope) a document belongs to.
+SCOPE_FIELD = "airflow_sync_scope"
+
+
+def scope_of(document: Mapping[str, Any], scope_field: str = SCOPE_FIELD) -> str | None:
+    """The scope a listed document carries, or ``None``."""
+    value = metadata_values(document).get(scope_field)
+    return None if value in (None, "") else str(value)
+
+
+def _usable(document: Mapping[str, Any]) -> bool:
+    return bool(document.get("enabled", True)) and not document.get("archived")
+
+
+@dataclass
+class DocumentPlan:
+    """
+    What a sync has to do.
+
+    :param create: records without a document.
+    :param update: ``(record, document)`` pairs whose content changed (rewritten and re-indexed).
+    :param metadata_only: pairs whose content is unchanged but whose metadata differs (no re-index).
+    :param unchanged: pairs left untouched.
+    :param delete: documents of the scope that no record wants any more (and extra same-name copies).
+    :param failures: records that cannot be written as they are (a name owned by another scope, a disabled
+        or archived document with new content).
+    """
+
+    create: list[RenderedRecord] = field(default_factory=list)
+    update: list[tuple[RenderedRecord, dict[str, Any]]] = field(default_factory=list)
+    metadata_only: list[tuple[RenderedRecord, dict[str, Any]]] = field(default_factory=list)
+    unchanged: list[tuple[RenderedRecord, dict[str, Any]]] = field(default_factory=list)
+    delete: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def writes(self) -> int:
+        """Documents to write, rewrite or delete."""
+        return len(self.create) + len(self.update) + len(self.metadata_only) + len(self.delete)
+
+
+def in_scope(document: Mapping[str, Any], *, scope: str | None, scope_field: str, name_prefix: str) -> bool:
+    """Whether a listed document belongs to the sync: its scope value, or (without a scope) its name prefix."""
+    if scope is not None:
+        return scope_of(document, scope_field) == scope
+    return bool(name_prefix) and str(document.get("name") or "").startswith(name_prefix)
+
+
+def record_metadata(record: RenderedRecord, *, scope: str | None, scope_field: str) -> dict[str, Any]:
+    """The metadata a synced document carries besides its content hash: the scope and the record's metadata."""
+    values: dict[str, Any] = {scope_field: scope} if scope is not None else {}
+    values.update(record.metadata)
+    return values
+
+
+def wanted_metadata(record: RenderedRecord, content_hash: str, *, scope: str | None, scope_field: str) -> dict:
+    """All the metadata a synced document carries: the content hash, the scope and the record's metadata."""
+    return {HASH_FIELD: content_hash, **record_metadata(record, scope=scope, scope_field=scope_field)}
+
+
+def plan_documents(
+    records: Sequence[RenderedRecord],
+    hashes: Mapping[str, str],
+    listed: Iterable[Mapping[str, Any]],
+    *,
+    scope: str | None,
+    scope_field: str = SCOPE_FIELD,
+    name_prefix: str = "",
+    delete_missing: bool = False,
+    keep_names: Iterable[str] = (),
+) -> DocumentPlan:
+    """
+    Compare the records with the documents found; decide every write (pure, no I/O).
+
+    :param records: the rendered records (unique names).
+    :param hashes: the content hash of each record, by name.
+    :param listed: the documents of the knowledge base (list responses, with ``doc_metadata``).
+    :param scope: the scope value kept in ``scope_field``; ``None`` scopes by ``name_prefix``.
+    :param delete_missing: delete documents of the scope that no record wants.
+    :param keep_names: names never deleted (records that failed to render but still exist in the source).
+    """
+    plan = DocumentPlan()
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for document in listed:
+        by_name.setdefault(str(document.get("name") or ""), []).append(dict(document))
+    wanted_names = {record.name for record in records} | set(keep_names)
+
+    for record in records:
+        documents = by_name.get(record.name) or []
+        if not documents:
+            plan.create.append(record)
+            continue
+        # Dify's same-name upsert reuses the enabled document: keep that one, treat other copies as extra.
+        documents.sort(key=lambda doc: (not _usable(doc), -float(doc.get("created_at") or 0)))
+        current, extras = documents[0], documents[1:]
+        owner = scope_of(current, scope_field)
+        if scope is not None and owner is not None and owner != scope:
+            plan.failures.append(
+                _failure(
+                    record,
+                    current,
+                    "plan",
+                    f"document {record.name!r} belongs to scope {owner!r}, not {scope!r}; give each scope its own"
+                    " name_prefix (names identify documents in a knowledge base)",
+                )
+            )
+            continue
+        if delete_missing:
+            # Extra copies of the name (made outside the sync): removed unless another scope owns them.
+            plan.delete.extend(extra for extra in extras if _owned_or_unowned(extra, scope, scope_field))
+        content_hash = hashes[record.name]
+        metadata = wanted_metadata(record, content_hash, scope=scope, scope_field=scope_field)
+        content_same = stored_hash(current) == content_hash and current.get("indexing_status") != "error"
+        if content_same:
+            if metadata_matches(current, metadata):
+                plan.unchanged.append((record, current))
+            else:
+                plan.metadata_only.append((record, current))
+        elif not _usable(current):
+            state = "archived" if current.get("archived") else "disabled"
+            plan.failures.append(
+                _failure(
+                    record,
+                    current,
+                    "plan",
+                    f"document {record.name!r} is {state} in Dify and its content changed; "
+                    + ("un-archive" if state == "archived" else "enable")
+                    + " it (or delete it) so that the sync can update it",
+                )
+            )
+        else:
+            plan.update.append((record, current))
+
+    if delete_missing:
+        for name, documents in by_name.items():
+            if name in wanted_names:
+                continue
+            for document in documents:
+                if in_scope(document, scope=scope, scope_field=scope_field, name_prefix=name_prefix):
+                    plan.delete.append(document)
+    return plan
+
+
+def _owned_or_unowned(document: Mapping[str, Any], scope: str | None, scope_field: str) -> bool:
+    owner = scope_of(document, scope_field)
+    return scope is None or owner is None or owner == scope
+
+
+def _failure(record: RenderedRecord | None, document: Mapping[str, Any] | None, operation: str, error: str) -> dict:
+    return {
+        "key": record.key if record else None,
+        "name": record.name if record else (document or {}).get("name"),
+        "document_id": (document or {}).get("id"),
+        "operation": operation,
+        "error": error,
+    }
+
+
+def metadata_field_types(
+    records: Sequence[RenderedRecord], existing: Mapping[str, Mapping[str, Any]], *, scope: str | None, scope_field: str
+) -> dict[str, str]:
+    """
+    The metadata fields the sync needs, ``{name: type}``: a field that exists keeps its type; a new one is
+    ``number`` when every value given is a number, ``string`` otherwise.
+    """
+    types: dict[str, str] = {HASH_FIELD: "string"}
+    if scope is not None:
+        types[scope_field] = "string"
+    seen: dict[str, set[str]] = {}
+    for record in records:
+        for name, value in record.metadata.items():
+            kinds = seen.setdefault(name, set())
+            if value is not None:
+                kinds.add(metadata_type_of(value))
+    for name, kinds in seen.items():
+        if name in existing:
+            types[name] = str(existing[name].get("type") or "string")
+        else:
+            types[name] = "number" if kinds == {"number"} else "string"
+    for name in (HASH_FIELD, scope_field):
+        if name in existing and name in types:
+            types[name] = str(existing[name].get("type") or "string")
+    return types
+
+
+def coerce_metadata(values: Mapping[str, Any], fields: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Values converted to the type of their field (text for ``string`` fields, numbers for ``number`` ones)."""
+    coerced: dict[str, Any] = {}
+    for name, value in values.items():
+        kind = fields.get(name, {}).get("type")
+        if value is not None and kind == "string" and not isinstance(value, str):
+            value = str(value)
+        elif value is not None and kind == "number" and isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                pass
+            else:
+                value = int(number) if number.is_integer() else number
+        coerced[name] = value
+    return coerced
+
+
+@dataclass
+class DocumentSyncResult:
+    """The outcome of carrying out a :class:`DocumentPlan` (plain data for the manifest)."""
+
+    created: list[dict[str, Any]] = field(default_factory=list)
+    updated: list[dict[str, Any]] = field(default_factory=list)
+    deleted: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    metadata_requests: int = 0
+
+
+def rewrite_in_place(document: Mapping[str, Any]) -> bool:
+    """
+    Whether a changed document is updated by id (update-by-text/-file): only ``available`` documents can be.
+
+    One still queued, indexing, or whose indexing failed is rewritten through Dify's same-name upsert instead
+    (a create with its name reuses it: same id, new batch), which Dify accepts in those states.
+    """
+    return document.get("display_status") in (None, "available")
+
+
+class DocumentSync:
+    """
+    Carry out a :class:`DocumentPlan`: content writes and deletes on a thread pool sharing ``hook``, then the
+    content hash and metadata of the written documents, ``metadata_batch_size`` documents a call.
+
+    Each document is written by :func:`~airflow_provider_dify.operators._documents.write_document` (the one
+    single-document write of the provider) with ``set_metadata=False``; the hash is written only after the
+    content write succeeded, so a document whose metadata write failed is rewritten by the next run (it
+    converges; nothing is duplicated).
+
+    :param hook: the hook shared by the workers (its session pool is sized for a few of them).
+    :param dataset: the knowledge base as Dify returns it.
+    :param options: the document options (``process_rule``, ``indexing_technique``, ``doc_form``,
+        ``doc_language``) passed to every write.
+    :param scope: the scope value, kept in ``scope_field``.
+    :param max_workers: parallel writes.
+    :param metadata_batch_size: documents per metadata call.
+    """
+
+    def __init__(
+        self,
+        hook: DifyHook,
+        dataset: Mapping[str, Any],
+        *,
+        options: Mapping[str, Any],
+        scope: str | None,
+        scope_field: str = SCOPE_FIELD,
+        max_workers: int = 4,
+        metadata_batch_size: int = 100,
+    ) -> None:
+        self.hook = hook
+        self.dataset = dict(dataset)
+        self.dataset_id = str(dataset["id"])
+        self.options = dict(options)
+        self.scope = scope
+        self.scope_field = scope_field
+        self.max_workers = max_workers
+        self.metadata_batch_size = metadata_batch_size
+
+    def _write(
+        self,
+        record: RenderedRecord,
+        existing: Mapping[str, Any] | None,
+        content_hash: str,
+        fields: Mapping[str, Mapping[str, Any]],
+    ) -> Any:
+        if existing is not None and not rewrite_in_place(existing):
+            existing = None  # the same-name upsert (see rewrite_in_place)
+        arguments = {
+            "name": record.name,
+            "existing": existing,
+            "metadata": record_metadata(record, scope=self.scope, scope_field=self.scope_field),
+            "content_hash": content_hash,
+            "metadata_fields": fields,
+            "set_metadata": False,
+            **self.options,
+        }
+        if record.file is not None:
+            with record.file.local_copy() as local:
+                return write_document(self.hook, self.dataset, file_path=local, **arguments)
+        return write_document(self.hook, self.dataset, text=record.text or "", **arguments)
+
+    def run(
+        self,
+        plan: DocumentPlan,
+        hashes: Mapping[str, str],
+        fields: Mapping[str, Mapping[str, Any]],
+        *,
+        on_progress: Callable[[int, int], Any] | None = None,
+    ) -> DocumentSyncResult:
+        """Write the plan; every failure is collected, none stops the others."""
+        result = DocumentSyncResult(failed=list(plan.failures))
+        pending: list[tuple[dict[str, Any], RenderedRecord, str, dict[str, Any]]] = []  # (op, record, kind, entry)
+
+        def metadata_for(record: RenderedRecord, document_id: str) -> dict[str, Any]:
+            values = wanted_metadata(record, hashes[record.name], scope=self.scope, scope_field=self.scope_field)
+            return metadata_operation(document_id, coerce_metadata(values, fields), fields)
+
+        for record, document in plan.metadata_only:
+            entry = {"key": record.key, "name": record.name, "id": str(document["id"]), "batch": None}
+            pending.append((metadata_for(record, entry["id"]), record, "updated", entry))
+
+        total = len(plan.create) + len(plan.update) + len(plan.delete)
+        done = 0
+        with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="dify-sync") as pool:
+            futures: dict[Any, tuple[str, Any, Any]] = {}
+            for record in plan.create:
+                future = pool.submit(self._write, record, None, hashes[record.name], fields)
+                futures[future] = ("created", record, None)
+            for record, document in plan.update:
+                future = pool.submit(self._write, record, document, hashes[record.name], fields)
+                futures[future] = ("updated", record, document)
+            for document in plan.delete:
+                future = pool.submit(self.hook.delete_document, self.dataset_id, str(document["id"]))
+                futures[future] = ("deleted", None, document)
+            for future in as_completed(futures):
+                kind, record, document = futures[future]
+                done += 1
+                try:
+                    written = future.result()
+                except (DifyError, OSError, ValueError) as error:
+                    operation = {"created": "create", "updated": "update", "deleted": "delete"}[kind]
+                    result.failed.append(_failure(record, document, operation, str(error)))
+                    name = record.name if record is not None else (document or {}).get("name")
+                    log.warning("%s of document %r failed: %s", operation, name, error)
+                else:
+                    if kind == "deleted":
+                        result.deleted.append({"name": document.get("name"), "id": str(document["id"])})
+                    else:
+                        entry = {
+                            "key": record.key,
+                            "name": record.name,
+                            "id": written.document_id,
+                            "batch": written.batch,
+                        }
+                        pending.append((metadata_for(record, written.document_id), record, kind, entry))
+                if len(pending) >= self.metadata_batch_size:
+                    self._flush(pending, result)
+                if on_progress is not None:
+                    on_progress(done, total)
+        self._flush(pending, result)
+        return result
+
+    def _flush(
+        self, pending: list[tuple[dict[str, Any], RenderedRecord, str, dict[str, Any]]], result: DocumentSyncResult
+    ) -> None:
+        while pending:
+            batch = pending[: self.metadata_batch_size]
+            del pending[: self.metadata_batch_size]
+            try:
+                self.hook.update_documents_metadata(self.dataset_id, [operation for operation, *_ in batch])
+            except DifyError as error:
+                for _operation, record, _kind, entry in batch:
+                    result.failed.append(
+                        _failure(record, {"id": entry["id"]}, "metadata", f"writing the content hash failed: {error}")
+                    )
+                continue
+            finally:
+                result.metadata_requests += 1
+            for _operation, _record, kind, entry in batch:
+                (result.created if kind == "created" else result.updated).append(entry)
+
+
+def needed_fields(
+    hook: DifyHook,
+    dataset_id: str,
+    records: Sequence[RenderedRecord],
+    *,
+    scope: str | None,
+    scope_field: str,
+) -> dict[str, dict[str, Any]]:
+    """Create the metadata fields the sync writes (content hash, scope, record metadata); return all by name."""
+    listing = hook.list_metadata_fields(dataset_id) or {}
+    existing = {str(item["name"]): dict(item) for item in listing.get("doc_metadata") or []}
+    types = metadata_field_types(records, existing, scope=scope, scope_field=scope_field)
+    return ensure_metadata_fields(hook, dataset_id, types)

@@ -1,0 +1,105 @@
+"""The object storage, curated Q&A and housekeeping example DAGs, run with ``dag.test()`` against the emulator."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.sync.conftest import task_state, xcom_value
+
+pytestmark = [
+    pytest.mark.usefixtures("airflow_db"),
+    pytest.mark.dify_emulator(indexing_seconds=0.002, queue_pickup_seconds=0),
+]
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
+
+
+def run(dag: Any, **conf: Any) -> Any:
+    from tests.dag_runner import run_dag
+
+    return run_dag(dag, run_conf=conf)
+
+
+def test_every_example_dag_parses_without_errors() -> None:
+    try:
+        from airflow.dag_processing.dagbag import DagBag  # Airflow 3
+
+        bag = DagBag(dag_folder=str(EXAMPLES))
+    except ImportError:
+        from airflow.models.dagbag import DagBag  # Airflow 2
+
+        bag = DagBag(dag_folder=str(EXAMPLES), include_examples=False)
+    assert bag.import_errors == {}
+    assert {
+        "example_dify_warehouse_export",
+        "example_dify_object_storage",
+        "example_dify_curated_qa",
+        "example_dify_housekeeping",
+    } <= set(bag.dag_ids)
+
+
+def test_object_storage_files_updated_only_when_changed(dify_emulator: Any, tmp_path: Path) -> None:
+    from example_dags.example_dify_object_storage import dag
+
+    prefix = tmp_path / "handbook"
+    shutil.copytree(EXAMPLES / "sample_docs", prefix)
+    conf = {"knowledge_base": "test-handbook", "prefix": f"file://{prefix}"}
+    first = xcom_value(run(dag, **conf), "sync_files")
+    assert first["counts"]["created"] == 4
+    dataset = dify_emulator.find_dataset("test-handbook")
+    names = sorted(doc["name"] for doc in dify_emulator.documents(dataset["id"]))
+    assert names == [
+        "handbook__guides__cast-iron-seasoning.md",
+        "handbook__guides__espresso-machine-care.md",
+        "handbook__returns-policy.md",
+        "handbook__warranty.md",
+    ]
+    assert dify_emulator.wait_for_indexing()
+
+    dify_emulator.reset_counters()
+    assert xcom_value(run(dag, **conf), "sync_files")["counts"]["unchanged"] == 4
+    assert dify_emulator.write_count() == 0
+
+    (prefix / "warranty.md").write_text("# Warranty\n\nThree years on everything from now on.\n")
+    dify_emulator.reset_counters()
+    third = xcom_value(run(dag, **conf), "sync_files")
+    assert (third["counts"]["updated"], third["counts"]["unchanged"]) == (1, 3)
+    assert [entry["name"] for entry in third["updated"]] == ["handbook__warranty.md"]
+    stored = {doc["name"]: doc for doc in dify_emulator.documents(dataset["id"])}
+    assert "Three years on everything" in stored["handbook__warranty.md"]["text"]
+
+
+def test_curated_qa_adds_chunks_once_and_finds_them(dify_emulator: Any, warehouse: Path) -> None:
+    from example_dags.example_dify_curated_qa import dag
+
+    dag_run = run(dag, knowledge_base="test-curated", category="Care", query="descale")
+    for task_id in ("knowledge_base", "curated_document", "load_chunks", "add_chunks", "retrieve"):
+        assert task_state(dag_run, task_id) == "success", task_id
+    added = xcom_value(dag_run, "add_chunks")
+    assert added["added"] == 7
+    hits = xcom_value(dag_run, "retrieve")["records"]
+    assert hits and "descale" in hits[0]["content"].lower()
+
+    dify_emulator.reset_counters()
+    again = run(dag, knowledge_base="test-curated", category="Care", query="descale")
+    assert xcom_value(again, "add_chunks")["added"] == 0
+    assert dify_emulator.count("POST", "/datasets/{dataset_id}/documents/{document_id}/segments") == 0
+    dataset = dify_emulator.find_dataset("test-curated")
+    [document] = dify_emulator.documents(dataset["id"])
+    assert len(dify_emulator.segments(dataset["id"], document["id"])) == 1 + 7  # the document's own text + 7
+
+
+def test_housekeeping_deletes_only_the_prefixed_knowledge_bases(dify_emulator: Any) -> None:
+    from example_dags.example_dify_housekeeping import dag
+
+    for name in ("run-42-products", "run-42-faq", "production-kb"):
+        dify_emulator.create_dataset(name)
+    dry = run(dag, name_prefix="run-42-", dry_run=True)
+    assert task_state(dry, "find") == "success" and len(dify_emulator.datasets()) == 3
+    dag_run = run(dag, name_prefix="run-42-", dry_run=False)
+    assert task_state(dag_run, "find") == "success"
+    assert sorted(dataset["name"] for dataset in dify_emulator.datasets()) == ["production-kb"]
