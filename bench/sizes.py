@@ -1,0 +1,60 @@
+"""How big each benchmark is: the full run, ``--quick``, and the tiny sizes of the smoke test."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """
+    Sizes of the benchmark sections.
+
+    :param import_runs: fresh interpreters per import measurement (the median is reported).
+    :param calls: ``get dataset`` calls per client in the per-call overhead section.
+    :param export_records: records synced in the export and re-run sections.
+    :param export_latency_seconds: emulator latency added to every request in the export section.
+    :param upload_mib: size of the uploaded file in the upload memory section.
+    :param wait_seconds: how long the slow indexing takes in the waiting section.
+    :param poll_interval_seconds: poll interval of the trigger and poke interval of the sensor.
+    :param pace_documents: documents synced (and waited for) on the measured indexing pace.
+    :param pace_records: records synced as chunks on the measured indexing pace, and the size extrapolated to.
+    :param pace_seconds_per_document: the indexing queue's pace (one document at a time per workspace).
+    """
+
+    import_runs: int = 15
+    calls: int = 2000
+    export_records: int = 2000
+    export_latency_seconds: float = 0.05
+    upload_mib: int = 200
+    wait_seconds: float = 60.0
+    poll_interval_seconds: float = 5.0
+    pace_documents: int = 50
+    pace_records: int = 5000
+    pace_seconds_per_document: float = 2.0
+
+
+FULL = Sizes()
+QUICK = Sizes(
+    import_runs=5,
+    calls=300,
+    export_records=200,
+    upload_mib=40,
+    wait_seconds=10.0,
+    poll_interval_seconds=2.0,
+    pace_documents=8,
+    pace_records=1000,
+)
+#: For the smoke test: every code path, seconds in all.
+TINY = Sizes(
+    import_runs=1,
+    calls=20,
+    export_records=12,
+    export_latency_seconds=0.005,
+    upload_mib=2,
+    wait_seconds=1.0,
+    poll_interval_seconds=0.25,
+    pace_documents=3,
+    pace_records=60,
+    pace_seconds_per_document=0.1,
+)
