@@ -98,6 +98,31 @@ def metadata_type_of(value: Any) -> str:
     return "string"
 
 
+def coerce_metadata(values: Mapping[str, Any], fields: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """
+    ``values`` converted to the type of their field: text for ``string`` fields, numbers for ``number`` ones.
+
+    :param fields: the knowledge base's metadata fields by name; every name of ``values`` must be among them.
+    :raises ValueError: naming the metadata key whose value is not a number but its field holds numbers.
+    """
+    coerced: dict[str, Any] = {}
+    for name, value in values.items():
+        field_type = fields[name].get("type")
+        is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if value is not None and field_type == "number" and not is_number:
+            try:
+                number = float(str(value))
+            except ValueError:
+                raise ValueError(
+                    f"metadata[{name!r}]: the knowledge base's field {name!r} holds numbers, got {value!r}."
+                ) from None
+            value = int(number) if number.is_integer() else number
+        elif value is not None and field_type == "string" and not isinstance(value, str):
+            value = str(value)
+        coerced[name] = value
+    return coerced
+
+
 def metadata_operation(
     document_id: str, values: Mapping[str, Any], fields: Mapping[str, Mapping[str, Any]]
 ) -> dict[str, Any]:

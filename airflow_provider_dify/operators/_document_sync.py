@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_dify.exceptions import DifyError
 from airflow_provider_dify.operators._content import (
     HASH_FIELD,
+    coerce_metadata,
     ensure_metadata_fields,
     metadata_operation,
     metadata_type_of,
@@ -221,24 +222,6 @@ def metadata_field_types(
     return types
 
 
-def coerce_metadata(values: Mapping[str, Any], fields: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """Values converted to the type of their field (text for ``string`` fields, numbers for ``number`` ones)."""
-    coerced: dict[str, Any] = {}
-    for name, value in values.items():
-        kind = fields.get(name, {}).get("type")
-        if value is not None and kind == "string" and not isinstance(value, str):
-            value = str(value)
-        elif value is not None and kind == "number" and isinstance(value, str):
-            try:
-                number = float(value)
-            except ValueError:
-                pass
-            else:
-                value = int(number) if number.is_integer() else number
-        coerced[name] = value
-    return coerced
-
-
 @dataclass
 class DocumentSyncResult:
     """The outcome of carrying out a :class:`DocumentPlan` (plain data for the manifest)."""
@@ -340,7 +323,12 @@ class DocumentSync:
 
         for record, document in plan.metadata_only:
             entry = {"key": record.key, "name": record.name, "id": str(document["id"]), "batch": None}
-            pending.append((metadata_for(record, entry["id"]), record, "updated", entry))
+            try:
+                operation = metadata_for(record, entry["id"])
+            except ValueError as error:  # a value that does not fit its field's type
+                result.failed.append(_failure(record, document, "metadata", str(error)))
+                continue
+            pending.append((operation, record, "updated", entry))
 
         total = len(plan.create) + len(plan.update) + len(plan.delete)
         done = 0

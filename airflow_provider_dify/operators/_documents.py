@@ -1,42 +1,32 @@
-"""What the Dify operators share: argument checks, finding knowledge bases and documents, writing one document.
+"""Finding knowledge bases and documents, and writing one document: shared by the operators and the sync operators.
 
-Written once here for the operators of this package and for the sync operators:
-
-* argument checks that name the argument (:func:`check_string`, :func:`check_choice`, :func:`check_exactly_one`,
-  :func:`native_value`), skipping at DAG-build time the values rendered only when the task runs
-  (:func:`is_unrendered`);
 * :func:`resolve_dataset` and :func:`resolve_document`: by id or by exact name (the newest of same-named
   documents);
 * :func:`document_options`: the ``indexing_technique``, ``doc_form`` and ``process_rule`` a write must send;
 * :func:`local_file`: a local path for a local file or any ``ObjectStoragePath`` / fsspec URL;
 * :func:`write_document`: create, update, leave alone or skip ONE document, change detection included, and
-  :func:`write_metadata` / :func:`metadata_matches` for its metadata;
-* :class:`DifyBaseOperator` (connection, hook, console link) and :class:`DifyIndexingWaitOperator` (waiting for
-  indexing, blocking or deferred to :class:`~airflow_provider_dify.triggers.indexing.DifyIndexingTrigger`).
+  :func:`write_metadata` / :func:`metadata_matches` for its metadata.
+
+The argument checks and the operator base classes are in :mod:`airflow_provider_dify.operators._base`.
 """
 
 from __future__ import annotations
 
-import ast
 import contextlib
-import json
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
-from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
-
-from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, conf
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_dify.exceptions import DifyDocumentNotReadyError, DifyError, DifyNotFoundError
-from airflow_provider_dify.hooks.connection import DEFAULT_CONN_ID
-from airflow_provider_dify.links import CONSOLE_URL_XCOM_KEY, DifyConsoleLink, console_url
+from airflow_provider_dify.operators._base import check_string, given
 from airflow_provider_dify.operators._content import (
     HASH_FIELD,
+    coerce_metadata,
     ensure_metadata_fields,
     file_hash,
     metadata_operation,
@@ -48,8 +38,6 @@ from airflow_provider_dify.operators._content import (
 )
 
 if TYPE_CHECKING:
-    from airflow.providers.common.compat.sdk import Context
-
     from airflow_provider_dify.hooks.dify import DifyHook
 
 log = logging.getLogger(__name__)
@@ -61,158 +49,10 @@ ON_EXISTING: tuple[str, ...] = ("update", "skip", "error")
 ACTIONS: tuple[str, ...] = ("created", "updated", "metadata_updated", "unchanged", "skipped")
 #: The process rule sent when none is given: Dify's automatic segmentation.
 DEFAULT_PROCESS_RULE: dict[str, Any] = {"mode": "automatic"}
-PROCESS_RULE_MODES: tuple[str, ...] = ("automatic", "custom", "hierarchical")
 #: Dify keeps at most this many characters of a document name.
 MAX_DOCUMENT_NAME = 200
-#: The XCom key of the manifest kept while a task waits in the triggerer.
-MANIFEST_XCOM_KEY = "dify_manifest"
 #: Bytes copied at a time when a remote file is downloaded before its upload.
 COPY_BLOCK_SIZE = 1024 * 1024
-
-
-# -- argument checks -------------------------------------------------------------------------------------------
-
-
-def is_unrendered(value: Any) -> bool:
-    """Whether ``value`` holds a Jinja template or an ``XComArg``: it is known only when the task runs."""
-    if isinstance(value, str):
-        return "{{" in value or "{%" in value
-    if isinstance(value, Mapping):
-        return any(is_unrendered(item) for item in value.values())
-    if isinstance(value, (list, tuple)):
-        return any(is_unrendered(item) for item in value)
-    from airflow.providers.common.compat.sdk import XComArg
-
-    return isinstance(value, XComArg)
-
-
-def skip_check(value: Any, build: bool) -> bool:
-    """At DAG-build time (``build=True``), values rendered later are not checked yet."""
-    return build and is_unrendered(value)
-
-
-def given(value: Any) -> bool:
-    """Whether an optional argument was given: ``None``, ``""`` and a rendered ``"None"`` count as not given."""
-    if value is None:
-        return False
-    if isinstance(value, str):
-        return value.strip() not in ("", "None")
-    return True
-
-
-def check_exactly_one(first: str, first_value: Any, second: str, second_value: Any, *, required: bool = True) -> None:
-    """Raise unless exactly one of two alternative arguments is given (or neither, when not ``required``)."""
-    count = sum(given(value) for value in (first_value, second_value))
-    if count > 1 or (required and count == 0):
-        raise ValueError(
-            f"{first} or {second}: pass exactly one of them, got "
-            + (f"both ({first_value!r} and {second_value!r})." if count > 1 else "neither.")
-        )
-
-
-def check_dataset_and_document(operator: Any, *, build: bool, document: bool) -> None:
-    """Check an operator's ``dataset_id`` xor ``dataset_name`` (and ``document_id`` xor ``document_name``)."""
-    check_exactly_one("dataset_id", operator.dataset_id, "dataset_name", operator.dataset_name)
-    arguments = ["dataset_id", "dataset_name"]
-    if document:
-        check_exactly_one("document_id", operator.document_id, "document_name", operator.document_name)
-        arguments += ["document_id", "document_name"]
-    for argument in arguments:
-        value = getattr(operator, argument)
-        if given(value) and not skip_check(value, build):
-            check_string(value, argument)
-
-
-def check_string(value: Any, argument: str, *, max_length: int | None = None, single_line: bool = False) -> str:
-    """A non-blank string, at most ``max_length`` characters; the error names the argument."""
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{argument}: must be a non-empty string, got {value!r}.")
-    if max_length is not None and len(value) > max_length:
-        raise ValueError(f"{argument}: at most {max_length} characters are allowed, got {len(value)}.")
-    if single_line and any(ord(char) < 32 for char in value):
-        raise ValueError(f"{argument}: must not contain line breaks or control characters, got {value!r}.")
-    return value
-
-
-def check_choice(value: Any, allowed: Sequence[str], argument: str) -> str | None:
-    """``None`` or one of ``allowed``."""
-    if value is None:
-        return None
-    if value not in allowed:
-        raise ValueError(f"{argument}: {value!r} is not one of {', '.join(repr(item) for item in allowed)}.")
-    return str(value)
-
-
-def check_number(value: Any, argument: str, *, minimum: float = 0, allow_none: bool = False) -> float | None:
-    """A number of at least ``minimum`` (``None`` when allowed)."""
-    if value is None and allow_none:
-        return None
-    if isinstance(value, str):
-        with contextlib.suppress(ValueError):
-            value = float(value)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
-        raise ValueError(f"{argument}: must be a number >= {minimum:g}, got {value!r}.")
-    return value
-
-
-def native_value(value: Any, argument: str) -> Any:
-    """
-    A list or dict argument after templating.
-
-    A Jinja template renders to text (``"[{'content': ...}]"`` or JSON) unless the DAG renders native
-    objects; such text is parsed back into the list or dict it shows.
-    """
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
-    if not text.startswith(("[", "{")):
-        return value
-    try:
-        return json.loads(text)
-    except ValueError:
-        pass
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        raise ValueError(
-            f"{argument}: {text[:120]!r} is neither JSON nor a Python literal; render a list or dict, e.g. with"
-            " '| tojson', or set render_template_as_native_obj=True on the DAG."
-        ) from None
-
-
-def check_mapping(value: Any, argument: str) -> dict[str, Any] | None:
-    """``None`` or a dict (a rendered template text of a dict is parsed)."""
-    value = native_value(value, argument)
-    if value is None:
-        return None
-    if not isinstance(value, Mapping):
-        raise ValueError(f"{argument}: must be a dict, got {type(value).__name__} {value!r}.")
-    return dict(value)
-
-
-def check_process_rule(value: Any, argument: str = "process_rule") -> dict[str, Any] | None:
-    """A Dify ``process_rule`` (``{"mode": "automatic"|"custom"|"hierarchical", "rules": {...}}``) or ``None``."""
-    rule = check_mapping(value, argument)
-    if rule is None:
-        return None
-    mode = rule.get("mode")
-    if mode not in PROCESS_RULE_MODES:
-        raise ValueError(f"{argument}['mode']: must be one of {', '.join(PROCESS_RULE_MODES)}, got {mode!r}.")
-    if mode != "automatic" and not isinstance(rule.get("rules"), Mapping):
-        raise ValueError(
-            f"{argument}['rules']: mode {mode!r} needs rules with 'pre_processing_rules' and 'segmentation';"
-            " use {'mode': 'automatic'} for Dify's default segmentation."
-        )
-    return rule
-
-
-@contextlib.contextmanager
-def bad_arguments_fail_the_task() -> Iterator[None]:
-    """Turn a ``ValueError`` (a wrong argument or input) into a task failure that Airflow does not retry."""
-    try:
-        yield
-    except ValueError as error:
-        raise AirflowFailException(str(error)) from None
 
 
 # -- finding knowledge bases and documents -------------------------------------------------------------------
@@ -263,6 +103,25 @@ def resolve_document(
             f"document_name: knowledge base {dataset_id} has no document named {document_name!r}.", status=404
         )
     return document
+
+
+def resolve_target(hook: DifyHook, target: Any, *, missing_ok: bool = False) -> tuple[dict, dict | None]:
+    """
+    The knowledge base and the document an operator names (see :func:`~._base.check_dataset_and_document`).
+
+    :param target: an object with ``dataset_id``, ``dataset_name``, ``document_id`` and ``document_name``.
+    :param missing_ok: the document is ``None`` instead of an error when it does not exist.
+    :raises DifyNotFoundError: when the knowledge base (or, unless ``missing_ok``, the document) does not exist.
+    """
+    dataset = resolve_dataset(hook, dataset_id=target.dataset_id, dataset_name=target.dataset_name)
+    document = resolve_document(
+        hook,
+        str(dataset["id"]),
+        document_id=target.document_id,
+        document_name=target.document_name,
+        missing_ok=missing_ok,
+    )
+    return dataset, document
 
 
 def newest_document(hook: DifyHook, dataset_id: str, name: str) -> dict | None:
@@ -395,24 +254,6 @@ def metadata_matches(document: Mapping[str, Any], values: Mapping[str, Any]) -> 
     return all(_same_value(current.get(name), value) for name, value in values.items())
 
 
-def _coerce(value: Any, field_type: str, name: str) -> Any:
-    if value is None:
-        return None
-    if field_type == "number":
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return value
-        try:
-            number = float(str(value))
-        except ValueError:
-            raise ValueError(
-                f"metadata[{name!r}]: the knowledge base's field {name!r} holds numbers, got {value!r}."
-            ) from None
-        return int(number) if number.is_integer() else number
-    if field_type == "string" and not isinstance(value, str):
-        return str(value)
-    return value
-
-
 def metadata_fields_for(
     hook: DifyHook,
     dataset_id: str,
@@ -437,8 +278,7 @@ def metadata_fields_for(
             if name not in known
         }
         fields = ensure_metadata_fields(hook, dataset_id, missing) if missing else known
-    for name, value in values.items():
-        _coerce(value, str(fields[name].get("type")), name)
+    coerce_metadata(values, fields)
     return {name: dict(field) for name, field in fields.items()}
 
 
@@ -460,8 +300,8 @@ def write_metadata(
     if not values:
         return dict(fields or {})
     fields = metadata_fields_for(hook, dataset_id, values, fields)
-    coerced = {name: _coerce(value, str(fields[name].get("type")), name) for name, value in values.items()}
-    hook.update_documents_metadata(dataset_id, [metadata_operation(document_id, coerced, fields)])
+    operation = metadata_operation(document_id, coerce_metadata(values, fields), fields)
+    hook.update_documents_metadata(dataset_id, [operation])
     return fields
 
 
@@ -648,149 +488,3 @@ def write_document(
         write_metadata(hook, dataset_id, document_id, with_hash, fields)
     log.info("Updated document %r (%s): its content changed", name, document_id)
     return DocumentWrite("updated", document_id, name, answer.get("batch"), content_hash)
-
-
-# -- operator base classes -----------------------------------------------------------------------------------------
-
-
-class DifyBaseOperator(BaseOperator):
-    """
-    Base of the Dify operators: the ``dify`` connection, its hook, and the "Dify" console link.
-
-    :param dify_conn_id: the ``dify`` connection (API base URL as host, knowledge API key as password).
-    """
-
-    operator_extra_links = (DifyConsoleLink(),)
-    ui_color = "#e8f0fe"
-
-    def __init__(self, *, dify_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.dify_conn_id = dify_conn_id
-
-    @cached_property
-    def hook(self) -> DifyHook:
-        """The sync hook of ``dify_conn_id``."""
-        from airflow_provider_dify.hooks.dify import DifyHook
-
-        return DifyHook(dify_conn_id=self.dify_conn_id)
-
-    def push_console_url(self, context: Context, dataset_id: str, document_id: str | None = None) -> str:
-        """Push the console URL of the knowledge base (or document) for the "Dify" link; return it."""
-        url = console_url(self.hook.settings.console_url, dataset_id, document_id)
-        context["ti"].xcom_push(key=CONSOLE_URL_XCOM_KEY, value=url)
-        return url
-
-
-class DifyIndexingWaitOperator(DifyBaseOperator):
-    """
-    Base of the operators that wait for Dify to index documents, in the worker or in the triggerer.
-
-    :param deferrable: wait in the triggerer (:class:`~airflow_provider_dify.triggers.indexing.DifyIndexingTrigger`)
-        instead of a worker slot; defaults to Airflow's ``[operators] default_deferrable``.
-    :param indexing_timeout: seconds to wait for the indexing before the task fails.
-    :param poll_interval: seconds between two polls of the indexing status.
-    :param stall_timeout: seconds without any progress before the wait fails as stalled (``None``: never).
-    """
-
-    def __init__(
-        self,
-        *,
-        deferrable: bool | None = None,
-        indexing_timeout: float = 3600,
-        poll_interval: float = 5,
-        stall_timeout: float | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        if deferrable is None:
-            deferrable = conf.getboolean("operators", "default_deferrable", fallback=False)
-        self.deferrable = bool(deferrable)
-        self.indexing_timeout = check_number(indexing_timeout, "indexing_timeout", minimum=0)
-        self.poll_interval = check_number(poll_interval, "poll_interval", minimum=0)
-        self.stall_timeout = check_number(stall_timeout, "stall_timeout", minimum=0, allow_none=True)
-
-    def wait_until_indexed(
-        self,
-        context: Context,
-        *,
-        dataset_id: str,
-        batch: str | None,
-        document_ids: list[str],
-        manifest: dict[str, Any] | None = None,
-        method_name: str = "execute_complete",
-    ) -> list[dict[str, Any]]:
-        """
-        Wait until the documents are indexed; return their indexing results.
-
-        Deferrable: check once, and if indexing still runs, defer to the trigger; the task resumes in
-        ``method_name(context, event, manifest=manifest)``. Otherwise poll in the worker.
-        """
-        from airflow_provider_dify.hooks.indexing import check_indexing, record_failed_poll, wait_for_indexing
-
-        if not self.deferrable:
-            return wait_for_indexing(
-                self.hook,
-                dataset_id,
-                batch=batch,
-                document_ids=document_ids,
-                timeout=self.indexing_timeout,
-                poll_interval=self.poll_interval,
-                stall_timeout=self.stall_timeout,
-            )
-        progress: dict[str, Any] | None = None
-        try:
-            outcome = check_indexing(
-                self.hook, dataset_id, batch=batch, document_ids=document_ids, stall_timeout=self.stall_timeout
-            )
-        except DifyError as error:
-            progress, fatal = record_failed_poll(None, error)
-            if fatal is not None:
-                raise fatal from error
-        else:
-            if outcome.state != "running":
-                return outcome.raise_for_state()
-            progress = outcome.progress
-        self._defer(context, dataset_id, batch, document_ids, manifest, method_name, progress)
-
-    def _defer(
-        self,
-        context: Context,
-        dataset_id: str,
-        batch: str | None,
-        document_ids: list[str],
-        manifest: dict[str, Any] | None,
-        method_name: str,
-        progress: dict[str, Any] | None,
-    ) -> NoReturn:
-        from airflow_provider_dify.sensors.indexing import defer_for_indexing
-
-        if manifest is not None:
-            # dag.test() resumes a task with the trigger's event only, without the deferral's kwargs: keep a copy.
-            context["ti"].xcom_push(key=MANIFEST_XCOM_KEY, value=manifest)
-        defer_for_indexing(
-            self,
-            dify_conn_id=self.dify_conn_id,
-            dataset_id=dataset_id,
-            batch=batch,
-            document_ids=document_ids,
-            timeout=self.indexing_timeout,
-            poll_interval=self.poll_interval,
-            stall_timeout=self.stall_timeout,
-            method_name=method_name,
-            kwargs={"manifest": manifest} if manifest is not None else None,
-            progress=progress,
-        )
-
-    def resumed_manifest(
-        self, context: Context, event: Mapping[str, Any] | None, manifest: Mapping[str, Any] | None
-    ) -> dict[str, Any]:
-        """After the trigger: validate its event, return the manifest with the indexing results added."""
-        from airflow_provider_dify.hooks.indexing import indexing_results_from_event
-
-        documents = indexing_results_from_event(event)
-        if manifest is None:
-            ti = context["ti"]
-            manifest = ti.xcom_pull(task_ids=ti.task_id, key=MANIFEST_XCOM_KEY, map_indexes=ti.map_index)
-        result = dict(manifest or {})
-        result["indexing"] = documents
-        return result

@@ -6,8 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_dify.exceptions import DifyConflictError, DifyNotFoundError
-from airflow_provider_dify.operators._documents import (
-    INDEXING_TECHNIQUES,
+from airflow_provider_dify.operators._base import (
     DifyBaseOperator,
     bad_arguments_fail_the_task,
     check_choice,
@@ -17,6 +16,7 @@ from airflow_provider_dify.operators._documents import (
     given,
     skip_check,
 )
+from airflow_provider_dify.operators._documents import INDEXING_TECHNIQUES
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context

@@ -8,15 +8,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_dify.exceptions import DifyForbiddenError, DifyNotFoundError
-from airflow_provider_dify.operators._content import validate_metadata
-from airflow_provider_dify.operators._documents import (
-    DOC_FORMS,
-    INDEXING_TECHNIQUES,
-    MAX_DOCUMENT_NAME,
-    ON_EXISTING,
+from airflow_provider_dify.operators._base import (
     DifyBaseOperator,
     DifyIndexingWaitOperator,
-    DocumentWrite,
     bad_arguments_fail_the_task,
     check_choice,
     check_dataset_and_document,
@@ -24,11 +18,20 @@ from airflow_provider_dify.operators._documents import (
     check_process_rule,
     check_string,
     given,
+    skip_check,
+)
+from airflow_provider_dify.operators._content import validate_metadata
+from airflow_provider_dify.operators._documents import (
+    DOC_FORMS,
+    INDEXING_TECHNIQUES,
+    MAX_DOCUMENT_NAME,
+    ON_EXISTING,
+    DocumentWrite,
     local_file,
     newest_document,
     resolve_dataset,
     resolve_document,
-    skip_check,
+    resolve_target,
     write_document,
 )
 
@@ -61,6 +64,14 @@ def _check_document_name(name: Any, argument: str, *, from_file: bool) -> str:
             f" '/' (Dify picks the parser by extension), e.g. 'handbook.md'; got {name!r}."
         )
     return name
+
+
+def _write_options(checked: Mapping[str, Any]) -> dict[str, Any]:
+    """The checked arguments :func:`write_document` takes as they are (``None`` where not given)."""
+    return {
+        argument: checked.get(argument)
+        for argument in ("metadata", "process_rule", "indexing_technique", "doc_form", "doc_language")
+    }
 
 
 @contextlib.contextmanager
@@ -271,12 +282,8 @@ class DifyCreateDocumentOperator(_DocumentWriteOperator):
                 text=self.text,
                 file_path=path,
                 existing=newest_document(hook, str(dataset["id"]), name),
-                metadata=checked.get("metadata"),
                 on_existing=self.on_existing,
-                process_rule=checked.get("process_rule"),
-                indexing_technique=checked.get("indexing_technique"),
-                doc_form=checked.get("doc_form"),
-                doc_language=checked.get("doc_language"),
+                **_write_options(checked),
             )
         return self._finish(context, dataset, result)
 
@@ -369,10 +376,7 @@ class DifyUpdateDocumentOperator(_DocumentWriteOperator):
         with bad_arguments_fail_the_task():
             checked = self._check(build=False)
         hook = self.hook
-        dataset = resolve_dataset(hook, dataset_id=self.dataset_id, dataset_name=self.dataset_name)
-        document = resolve_document(
-            hook, str(dataset["id"]), document_id=self.document_id, document_name=self.document_name
-        )
+        dataset, document = resolve_target(hook, self)
         assert document is not None
         with bad_arguments_fail_the_task(), _content_source(self.file) as (path, _filename):
             name = checked.get("name") or _check_document_name(
@@ -385,10 +389,8 @@ class DifyUpdateDocumentOperator(_DocumentWriteOperator):
                 text=self.text,
                 file_path=path,
                 existing=document,
-                metadata=checked.get("metadata"),
                 on_existing="update",
-                process_rule=checked.get("process_rule"),
-                doc_language=checked.get("doc_language"),
+                **_write_options(checked),
             )
         return self._finish(context, dataset, result)
 

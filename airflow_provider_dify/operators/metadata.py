@@ -5,16 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_dify.operators._content import validate_metadata
-from airflow_provider_dify.operators._documents import (
+from airflow_provider_dify.operators._base import (
     DifyBaseOperator,
     bad_arguments_fail_the_task,
     check_dataset_and_document,
     check_mapping,
-    metadata_matches,
-    resolve_dataset,
-    resolve_document,
     skip_check,
+)
+from airflow_provider_dify.operators._content import validate_metadata
+from airflow_provider_dify.operators._documents import (
+    metadata_matches,
+    resolve_target,
     write_metadata,
 )
 
@@ -82,10 +83,9 @@ class DifyUpdateDocumentMetadataOperator(DifyBaseOperator):
         with bad_arguments_fail_the_task():
             values = self._check(build=False)
         hook = self.hook
-        dataset = resolve_dataset(hook, dataset_id=self.dataset_id, dataset_name=self.dataset_name)
-        dataset_id = str(dataset["id"])
-        document = resolve_document(hook, dataset_id, document_id=self.document_id, document_name=self.document_name)
+        dataset, document = resolve_target(hook, self)
         assert document is not None
+        dataset_id = str(dataset["id"])
         document_id = str(document["id"])
         url = self.push_console_url(context, dataset_id, document_id)
         if metadata_matches(document, values):

@@ -5,16 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_dify.operators._content import HASH_FIELD, metadata_values
-from airflow_provider_dify.operators._documents import (
+from airflow_provider_dify.operators._base import (
     DifyBaseOperator,
     bad_arguments_fail_the_task,
     check_dataset_and_document,
     check_number,
     check_string,
     native_value,
-    resolve_dataset,
     skip_check,
+)
+from airflow_provider_dify.operators._content import HASH_FIELD, metadata_values
+from airflow_provider_dify.operators._documents import (
+    resolve_dataset,
 )
 from airflow_provider_dify.operators.datasets import check_retrieval_model
 

@@ -13,15 +13,16 @@ from airflow_provider_dify.exceptions import (
     DifyInvalidResponseError,
     DifyServerError,
 )
-from airflow_provider_dify.operators._documents import (
+from airflow_provider_dify.operators._base import (
     DifyIndexingWaitOperator,
     bad_arguments_fail_the_task,
     check_dataset_and_document,
     check_number,
     native_value,
-    resolve_dataset,
-    resolve_document,
     skip_check,
+)
+from airflow_provider_dify.operators._documents import (
+    resolve_target,
 )
 
 if TYPE_CHECKING:
@@ -191,10 +192,7 @@ class DifyAddSegmentsOperator(DifyIndexingWaitOperator):
 
     def _resolve(self) -> tuple[dict[str, Any], dict[str, Any]]:
         hook = self.hook
-        dataset = resolve_dataset(hook, dataset_id=self.dataset_id, dataset_name=self.dataset_name)
-        document = resolve_document(
-            hook, str(dataset["id"]), document_id=self.document_id, document_name=self.document_name
-        )
+        dataset, document = resolve_target(hook, self)
         assert document is not None
         return dataset, document
 

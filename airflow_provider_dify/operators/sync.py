@@ -18,18 +18,20 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowException
 
-from airflow_provider_dify.operators._document_sync import SCOPE_FIELD
-from airflow_provider_dify.operators._documents import (
-    DOC_FORMS,
-    INDEXING_TECHNIQUES,
+from airflow_provider_dify.operators._base import (
     DifyIndexingWaitOperator,
     bad_arguments_fail_the_task,
     check_choice,
     check_dataset_and_document,
     check_process_rule,
     check_string,
-    resolve_dataset,
     skip_check,
+)
+from airflow_provider_dify.operators._document_sync import SCOPE_FIELD
+from airflow_provider_dify.operators._documents import (
+    DOC_FORMS,
+    INDEXING_TECHNIQUES,
+    resolve_dataset,
 )
 
 if TYPE_CHECKING:

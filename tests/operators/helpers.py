@@ -1,4 +1,4 @@
-"""Helpers of the operator tests: a stand-in task instance, XCom and task-state readers for DAG runs."""
+"""Helpers of the operator tests: a stand-in task instance, XCom and rendered-field readers for DAG runs."""
 
 from __future__ import annotations
 
@@ -35,47 +35,6 @@ class RecordingTaskInstance:
 def context() -> dict[str, Any]:
     """A minimal task context for unit tests."""
     return {"ti": RecordingTaskInstance()}
-
-
-def task_state(dag_run: Any, task_id: str) -> str:
-    """The state of a task of a DAG run, as a lower-case string."""
-    return str(dag_run.get_task_instance(task_id).state).rsplit(".", 1)[-1].lower()
-
-
-def try_number(dag_run: Any, task_id: str) -> int:
-    """The try number of a task of a DAG run (from the metadata DB)."""
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        return int(
-            session.scalar(
-                select(TaskInstance.try_number).where(
-                    TaskInstance.dag_id == dag_run.dag_id,
-                    TaskInstance.run_id == dag_run.run_id,
-                    TaskInstance.task_id == task_id,
-                )
-            )
-        )
-
-
-def xcom_value(dag_run: Any, task_id: str, key: str = "return_value") -> Any:
-    """An XCom value of the run, read from the metadata DB (Airflow 2.11 and 3.x)."""
-    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
-
-    if AIRFLOW_V_3_0_PLUS:
-        from airflow.models.xcom import XComModel
-        from airflow.utils.session import create_session
-
-        with create_session() as session:
-            row = session.scalars(
-                XComModel.get_many(run_id=dag_run.run_id, dag_ids=dag_run.dag_id, task_ids=task_id, key=key)
-            ).first()
-            return XComModel.deserialize_value(row) if row is not None else None
-    from airflow.models.xcom import XCom
-
-    return XCom.get_one(run_id=dag_run.run_id, dag_id=dag_run.dag_id, task_id=task_id, key=key)
 
 
 def all_xcom_text(dag_run: Any) -> str:

@@ -22,16 +22,13 @@ from airflow_provider_dify.operators.documents import (
 from airflow_provider_dify.operators.metadata import DifyUpdateDocumentMetadataOperator
 from airflow_provider_dify.operators.retrieval import DifyRetrieveOperator
 from airflow_provider_dify.operators.segments import DifyAddSegmentsOperator
-from tests.dag_runner import run_dag
+from tests.dag_runner import run_dag, task_state, try_number, xcom_value
 from tests.operators.helpers import (
     SEGMENTS_ROUTE,
     all_xcom_text,
     content_writes,
     dag_id,
     rendered_fields_text,
-    task_state,
-    try_number,
-    xcom_value,
 )
 
 pytestmark = pytest.mark.usefixtures("airflow_db")

@@ -43,31 +43,3 @@ def dify_fast_retries(dify_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> It
     )
     monkeypatch.setenv("AIRFLOW_CONN_DIFY_DEFAULT", json.dumps(connection))
     yield dify_emulator
-
-
-def task_state(dag_run: Any, task_id: str) -> str:
-    """A task's final state as a lower-case string (``success``, ``failed``...)."""
-    return str(dag_run.get_task_instance(task_id).state).rsplit(".", 1)[-1].lower()
-
-
-def try_number(dag_run: Any, task_id: str) -> int:
-    """The attempts the task made."""
-    return int(dag_run.get_task_instance(task_id).try_number)
-
-
-def xcom_value(dag_run: Any, task_id: str, key: str = "return_value") -> Any:
-    """An XCom value of the run, read from the metadata DB (Airflow 2.11 and 3.x)."""
-    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
-
-    if AIRFLOW_V_3_0_PLUS:
-        from airflow.models.xcom import XComModel
-        from airflow.utils.session import create_session
-
-        with create_session() as session:
-            row = session.scalars(
-                XComModel.get_many(run_id=dag_run.run_id, dag_ids=dag_run.dag_id, task_ids=task_id, key=key)
-            ).first()
-            return XComModel.deserialize_value(row) if row is not None else None
-    from airflow.models.xcom import XCom
-
-    return XCom.get_one(run_id=dag_run.run_id, dag_id=dag_run.dag_id, task_id=task_id, key=key)

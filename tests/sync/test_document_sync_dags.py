@@ -14,7 +14,8 @@ import pytest
 
 from airflow_provider_dify.operators._content import HASH_FIELD, metadata_values
 from airflow_provider_dify.operators.sync import DifySyncDocumentsOperator
-from tests.sync.conftest import WAREHOUSE_CONN_ID, execute_sql, task_state, try_number, xcom_value
+from tests.dag_runner import task_state, try_number, xcom_value
+from tests.sync.conftest import WAREHOUSE_CONN_ID, execute_sql
 
 pytestmark = [pytest.mark.usefixtures("airflow_db"), pytest.mark.dify_emulator(indexing_seconds=0.02)]
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.sync.conftest import task_state, xcom_value
+from tests.dag_runner import task_state, xcom_value
 
 pytestmark = [
     pytest.mark.usefixtures("airflow_db"),

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from airflow_provider_dify.operators._chunk_sync import key_of_chunk
-from tests.sync.conftest import execute_sql, task_state, xcom_value
+from tests.dag_runner import task_state, xcom_value
+from tests.sync.conftest import execute_sql
 
 pytestmark = [
     pytest.mark.usefixtures("airflow_db"),

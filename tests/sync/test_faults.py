@@ -16,7 +16,7 @@ import pytest
 from airflow_provider_dify.operators._chunk_sync import key_of_chunk
 from airflow_provider_dify.operators._content import HASH_FIELD, metadata_values
 from airflow_provider_dify.operators.sync import DifySyncChunksOperator, DifySyncDocumentsOperator
-from tests.sync.conftest import task_state, xcom_value
+from tests.dag_runner import task_state, xcom_value
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
