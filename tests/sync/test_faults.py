@@ -71,7 +71,7 @@ def _inject_faults(dify: Any, *, rate_limit: int) -> None:
 def test_documents_each_present_once_despite_faults(dify_fast_retries: Any) -> None:
     dify = dify_fast_retries
     dataset_id = dify.create_dataset("faults-documents")["id"]
-    _inject_faults(dify, rate_limit=150)
+    _inject_faults(dify, rate_limit=80)
     dag_run = _run(_dag(DifySyncDocumentsOperator, dataset_id, name_prefix="doc-", scope="faults", max_workers=4))
     assert task_state(dag_run, "sync") == "success"
     faults = Counter(call.fault for call in dify.calls if call.fault)
