@@ -3,13 +3,14 @@
 Three layers, each written once:
 
 * :func:`plan_poll` describes one poll as a generator of request descriptions. It asks for the batch's
-  indexing status and, for every document the batch no longer lists (or for all of them once the batch
-  answers 404, which Dify does after a same-name upsert moved the document to a new batch), for the document
-  itself. It holds no I/O: :func:`check_indexing` sends its requests with :class:`~.dify.DifyHook`,
-  :func:`acheck_indexing` with :class:`~.dify_async.DifyAsyncHook`.
+  indexing status and, for the documents the batch does not list (or all of them once the batch answers 404,
+  which Dify does after a same-name upsert moved the document to a new batch), for the documents themselves:
+  one by one up to :data:`DOCUMENT_LIST_THRESHOLD`, from the paged document list above it, never again once
+  an earlier poll saw them ``completed``. It holds no I/O: :func:`check_indexing` sends its requests with
+  :class:`~.dify.DifyHook`, :func:`acheck_indexing` with :class:`~.dify_async.DifyAsyncHook`.
 * :func:`evaluate_poll` is pure: status entries + the previous progress snapshot + the time -> running,
   success, error or stalled, with per-document results and the next snapshot (plain JSON, so a trigger can
-  carry it through serialization).
+  carry it through serialization; it keeps the results of completed documents).
 * :func:`record_failed_poll` decides whether a poll that failed even after the hook's retries ends the wait:
   only :data:`MAX_CONSECUTIVE_FAILED_POLLS` transient failures in a row do.
 
@@ -72,9 +73,25 @@ TRANSIENT_POLL_ERRORS: tuple[type[DifyError], ...] = (
     DifyInvalidResponseError,
 )
 
+#: Above this many documents to read in one poll (and until a poll has measured what the list costs), a poll
+#: reads their status from the paged document list (100 a page) instead of one request per document.
+DOCUMENT_LIST_THRESHOLD = 10
+
 #: A document's result: id, name (when known), indexing_status, completed_segments, total_segments, error,
 #: enabled (when known), indexing_seconds (when Dify's timestamps allow).
 DocumentResult = dict[str, Any]
+#: The keys of a :data:`DocumentResult`, in order.
+RESULT_KEYS: tuple[str, ...] = (
+    "id",
+    "name",
+    "indexing_status",
+    "completed_segments",
+    "total_segments",
+    "error",
+    "enabled",
+    "archived",
+    "indexing_seconds",
+)
 
 
 # -- reading Dify's answers ------------------------------------------------------------------------------------
@@ -175,11 +192,13 @@ class PollReading:
     What one poll read.
 
     :param entries: one document result per document waited on, in a stable order.
-    :param batch_missing: ``True`` once the batch answered 404 (later polls read the documents one by one).
+    :param batch_missing: ``True`` once the batch answered 404 (later polls read the documents themselves).
+    :param document_list_pages: pages of the document list this poll read, ``None`` when it read none.
     """
 
     entries: list[DocumentResult]
     batch_missing: bool
+    document_list_pages: int | None = None
 
 
 def known_document_ids(progress: Mapping[str, Any] | None) -> list[str]:
@@ -189,9 +208,68 @@ def known_document_ids(progress: Mapping[str, Any] | None) -> list[str]:
     return list((progress.get("documents") or {}).keys())
 
 
+def settled_results(progress: Mapping[str, Any] | None) -> dict[str, DocumentResult]:
+    """
+    The results of the documents that earlier polls of a wait saw ``completed``, by id.
+
+    :func:`plan_poll` does not read these documents again: a document's indexing, once completed, is done
+    for the wait.
+    """
+    settled: dict[str, DocumentResult] = {}
+    for doc_id, info in ((progress or {}).get("documents") or {}).items():
+        result = info.get("result") if isinstance(info, Mapping) else None
+        if isinstance(result, Mapping) and result.get("indexing_status") == COMPLETED:
+            settled[doc_id] = {**dict.fromkeys(RESULT_KEYS), **result, "id": doc_id, "name": info.get("name")}
+    return settled
+
+
 def _is_missing_dataset(error: DifyNotFoundError) -> bool:
     # The batch answers "Documents not found."; a wrong knowledge base answers "Dataset not found.".
     return "dataset" in (error.message or "").lower()
+
+
+def reads_document_list(count: int, progress: Mapping[str, Any] | None) -> bool:
+    """
+    Whether a poll reads ``count`` documents from the paged document list rather than one by one.
+
+    The list costs the pages an earlier poll of the wait needed to find its documents, or, before any poll
+    listed, is assumed worth it above :data:`DOCUMENT_LIST_THRESHOLD` documents.
+    """
+    pages = _as_int((progress or {}).get("document_list_pages"))
+    return count > (pages if pages is not None and pages > 0 else DOCUMENT_LIST_THRESHOLD)
+
+
+def _read_document_list(
+    dataset_id: str, document_ids: Sequence[str]
+) -> Generator[ApiRequest, Any, tuple[dict[str, DocumentResult], int]]:
+    """
+    Page through the knowledge base's documents (newest first) until every one of ``document_ids`` was seen.
+
+    Stops at the end of the list, and after as many pages as there are documents to find (reading them one by
+    one would cost no more). Returns the results found and the number of pages read; the documents not found
+    are left to the caller.
+    """
+    unseen = set(document_ids)
+    found: dict[str, DocumentResult] = {}
+    page = 0
+    while unseen and page < len(document_ids):
+        page += 1
+        answer = yield ops.list_documents(dataset_id, page=page, limit=ops.MAX_PAGE_SIZE)
+        data = answer.get("data") if isinstance(answer, Mapping) else None
+        if not isinstance(data, list):
+            raise DifyIndexingError(
+                f"Page {page} of the documents of knowledge base {dataset_id} has no 'data' list:"
+                f" {str(answer)[:200]!r}."
+            )
+        for item in data:
+            doc_id = str(item.get("id") or "") if isinstance(item, Mapping) else ""
+            if doc_id in unseen:
+                unseen.discard(doc_id)
+                found[doc_id] = document_entry(item)
+        total = _as_int(answer.get("total"))
+        if len(data) < ops.MAX_PAGE_SIZE or (total is not None and page * ops.MAX_PAGE_SIZE >= total):
+            break
+    return found, page
 
 
 def plan_poll(
@@ -204,10 +282,14 @@ def plan_poll(
     """
     Describe one poll: yield the requests to send, receive each decoded answer (or the error, thrown in).
 
-    With a batch, the batch's indexing status is read. Documents waited on that the batch does not list
-    (``document_ids``, and the documents seen in earlier polls of the same wait) are read one by one; so are
-    all of them once the batch answered 404, which Dify does after a same-name upsert gave the documents a
-    new batch. A document that answers 404 was deleted. Drive it with :func:`check_indexing` (sync) or
+    With a batch, the batch's indexing status is read (one request, whatever the number of documents).
+    Documents waited on that the batch does not list (``document_ids``, and the documents seen in earlier polls
+    of the same wait), or all of them once the batch answered 404 (which Dify does after a same-name upsert gave
+    the documents a new batch), are read from Dify, except those an earlier poll saw ``completed``: their
+    result is kept in ``progress``. Up to :data:`DOCUMENT_LIST_THRESHOLD` documents are read one by one; more
+    are looked up in the paged document list (100 a page), and only those the list did not show, or showed
+    ``completed`` (for their chunk counts and indexing time, which the list lacks), are then read one by one.
+    A document that answers 404 was deleted. Drive it with :func:`check_indexing` (sync) or
     :func:`acheck_indexing` (async).
 
     :param dataset_id: the knowledge base.
@@ -227,7 +309,7 @@ def plan_poll(
             if _is_missing_dataset(error):
                 raise
             batch_missing = True
-            log.info("Batch %s answers 404 (superseded by a newer upsert); reading the documents one by one", batch)
+            log.info("Batch %s answers 404 (superseded by a newer upsert); reading the documents themselves", batch)
         else:
             data = (answer or {}).get("data") if isinstance(answer, Mapping) else None
             if not isinstance(data, list):
@@ -252,7 +334,24 @@ def plan_poll(
             " gave it a new batch. Pass document_ids (the 'document_ids' of the create/update operator's"
             " result) to wait on the documents themselves."
         )
+    settled = settled_results(progress)
+    to_read = []
     for doc_id in wanted:
+        if doc_id in found:
+            continue
+        if doc_id in settled:
+            found[doc_id] = settled[doc_id]
+        else:
+            to_read.append(doc_id)
+    list_pages: int | None = None
+    if reads_document_list(len(to_read), progress):
+        listed, list_pages = yield from _read_document_list(dataset_id, to_read)
+        for doc_id, entry in listed.items():
+            # The list has neither chunk counts nor the indexing time: a document it shows completed is read
+            # once by itself below, for a result as complete as before; later polls keep that result.
+            if entry["indexing_status"] != COMPLETED or document_problem(entry):
+                found[doc_id] = entry
+    for doc_id in to_read:
         if doc_id in found:
             continue
         try:
@@ -272,7 +371,7 @@ def plan_poll(
     for entry in entries:
         if entry["name"] is None:
             entry["name"] = names.get(entry["id"])
-    return PollReading(entries=entries, batch_missing=batch_missing)
+    return PollReading(entries=entries, batch_missing=batch_missing, document_list_pages=list_pages)
 
 
 def _advance(plan: Generator[ApiRequest, Any, PollReading], answer: Any, error: BaseException | None) -> Any:
@@ -348,6 +447,7 @@ def evaluate_poll(
     now: float,
     stall_timeout: float | None = None,
     batch_missing: bool = False,
+    document_list_pages: int | None = None,
 ) -> PollOutcome:
     """
     Decide what one poll means: still running, all completed, a document failed, or the indexing stalled.
@@ -357,12 +457,18 @@ def evaluate_poll(
     status nor the chunk counts of any document moved for ``stall_timeout`` seconds (measured with ``now``,
     which must come from the same clock at every poll of a wait).
 
+    The snapshot keeps, per document, its name, its status and chunk counts (to see movement) and, once it is
+    ``completed``, its whole result, so that later polls of the wait do not read it again
+    (:func:`settled_results`).
+
     :param entries: document results of this poll (:func:`status_entry`, :func:`document_entry`,
         :func:`deleted_entry`).
     :param previous: the snapshot returned by the previous poll of this wait, ``None`` at the first.
     :param now: the current time on the wait's clock.
     :param stall_timeout: seconds without movement before the wait is called stalled; ``None`` never stalls.
-    :param batch_missing: the batch answered 404, so later polls read documents one by one.
+    :param batch_missing: the batch answered 404, so later polls read documents themselves.
+    :param document_list_pages: pages of the document list this poll read (``None``: it read none, the
+        previous snapshot's figure is kept); later polls use the list only when it costs fewer requests.
     """
     previous = previous or {}
     before: Mapping[str, Any] = previous.get("documents") or {}
@@ -378,12 +484,19 @@ def evaluate_poll(
         if old.get("signature") != signature:
             moved = True
         snapshot[doc_id] = {"name": entry.get("name"), "signature": signature}
+        if entry.get("indexing_status") == COMPLETED and not document_problem(entry):
+            snapshot[doc_id]["result"] = {
+                key: value for key, value in entry.items() if key not in ("id", "name") and value is not None
+            }
     moved_at = now if moved or previous.get("moved_at") is None else float(previous["moved_at"])
+    if document_list_pages is None:
+        document_list_pages = _as_int(previous.get("document_list_pages"))
     progress = {
         "documents": snapshot,
         "moved_at": moved_at,
         "batch_missing": batch_missing,
         "failed_polls": 0,
+        "document_list_pages": document_list_pages,
     }
     problems = [problem for entry in documents if (problem := document_problem(entry))]
     if problems:
@@ -446,6 +559,19 @@ def timeout_message(timeout: float | None, documents: Sequence[Mapping[str, Any]
 # -- sending a poll ----------------------------------------------------------------------------------------------
 
 
+def _judge(
+    reading: PollReading, progress: Mapping[str, Any] | None, *, now: float | None, stall_timeout: float | None
+) -> PollOutcome:
+    return evaluate_poll(
+        reading.entries,
+        progress,
+        now=time.time() if now is None else now,
+        stall_timeout=stall_timeout,
+        batch_missing=reading.batch_missing,
+        document_list_pages=reading.document_list_pages,
+    )
+
+
 def check_indexing(
     hook: DifyHook,
     dataset_id: str,
@@ -473,13 +599,7 @@ def check_indexing(
             request = _advance(plan, answer, error)
     except StopIteration as stop:
         reading: PollReading = stop.value
-    return evaluate_poll(
-        reading.entries,
-        progress,
-        now=time.time() if now is None else now,
-        stall_timeout=stall_timeout,
-        batch_missing=reading.batch_missing,
-    )
+    return _judge(reading, progress, now=now, stall_timeout=stall_timeout)
 
 
 async def acheck_indexing(
@@ -504,13 +624,7 @@ async def acheck_indexing(
             request = _advance(plan, answer, error)
     except StopIteration as stop:
         reading: PollReading = stop.value
-    return evaluate_poll(
-        reading.entries,
-        progress,
-        now=time.time() if now is None else now,
-        stall_timeout=stall_timeout,
-        batch_missing=reading.batch_missing,
-    )
+    return _judge(reading, progress, now=now, stall_timeout=stall_timeout)
 
 
 # -- the blocking wait ---------------------------------------------------------------------------------------

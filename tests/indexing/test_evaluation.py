@@ -267,8 +267,10 @@ def test_batch_404_falls_back_to_documents_seen_earlier() -> None:
     assert second.documents[0]["name"] == "a.txt"
     assert second.progress["batch_missing"] is True
     hook.sent.clear()
-    check_indexing(hook, DATASET, batch=BATCH, progress=second.progress, now=3.0)
-    assert hook.sent == [doc_path(DOC_A)]  # the superseded batch is not asked again
+    third = check_indexing(hook, DATASET, batch=BATCH, progress=second.progress, now=3.0)
+    assert hook.sent == []  # neither the superseded batch nor the completed document is read again
+    assert third.state == "success"
+    assert third.documents == second.documents
 
 
 def test_batch_404_without_known_ids_asks_for_document_ids() -> None:
