@@ -41,6 +41,7 @@ def _token(row: dict[str, str]) -> str:
 
 
 DOCUMENT_ROUTE = "/datasets/{dataset_id}/documents/{document_id}"
+DOCUMENT_LIST_ROUTE = "/datasets/{dataset_id}/documents"
 
 
 def _last_write(dify: Any) -> float:
@@ -56,8 +57,10 @@ def _last_write(dify: Any) -> float:
 
 
 def reads_per_poll(dify: Any, poll_interval: float) -> list[int]:
-    """Document-detail reads of each indexing poll (a poll's reads are told apart by the pause between polls)."""
-    times = sorted(call.time for call in dify.calls if call.method == "GET" and call.route == DOCUMENT_ROUTE)
+    """Status reads of each indexing poll: document details and document-list pages (a poll's reads are told apart
+    by the pause between polls)."""
+    routes = (DOCUMENT_ROUTE, DOCUMENT_LIST_ROUTE)
+    times = sorted(call.time for call in dify.calls if call.method == "GET" and call.route in routes)
     polls: list[int] = []
     previous = None
     for moment in times:

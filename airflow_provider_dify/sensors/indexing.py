@@ -141,7 +141,8 @@ class DifyIndexingSensor(BaseSensorOperator):
     Modes: ``poke`` holds a worker slot and polls every ``poke_interval``; ``reschedule`` frees the slot
     between polls (stall detection across polls needs Airflow 3.3's task state store there); ``deferrable``
     checks once, then waits in the triggerer (:class:`~airflow_provider_dify.triggers.indexing.DifyIndexingTrigger`).
-    All three use the same check. Each poll is one read (plus one per document once the batch is gone). Reads
+    All three use the same check. Each poll is one read by batch (once the batch is gone: one read per unfinished
+    document, or pages of the document list when more than 10 are unfinished). Reads
     are not counted by Dify's knowledge rate limit; the default ``poke_interval`` of 30 s is still chosen for
     Dify Cloud, a shared service with per-minute request budgets: 2 requests a minute per sensor, at the cost of
     noticing completion up to 30 s late. On a self-hosted Dify, 5 s is reasonable.
