@@ -76,6 +76,12 @@ class DifyConnectionError(DifyError):
         super().__init__(message, **kwargs)
 
 
+class DifyTLSError(DifyConnectionError):
+    """The TLS handshake failed (an untrusted or expired certificate, a wrong ``ca_bundle``): never retried, since
+    repeating it cannot succeed. Fix the connection's ``verify_ssl`` / ``ca_bundle`` extras or the server's
+    certificate."""
+
+
 class DifyAuthenticationError(DifyError):
     """HTTP 401: the API key is missing, malformed or unknown (an app key instead of a knowledge key)."""
 

@@ -26,6 +26,7 @@ from airflow_provider_dify.exceptions import (
     DifyRateLimitError,
     DifyResourceBusyError,
     DifyServerError,
+    DifyTLSError,
     DifyUnsupportedEndpointError,
     DifyValidationError,
 )
@@ -188,10 +189,33 @@ def _snippet(body: bytes) -> str:
 
 
 def connection_error(request: ApiRequest, error: Exception, *, maybe_delivered: bool) -> DifyConnectionError:
-    """Wrap a transport failure (no HTTP response) of ``request`` in a :class:`DifyConnectionError`."""
+    """Wrap a transport failure (no HTTP response) of ``request`` in a :class:`DifyConnectionError`
+    (:class:`DifyTLSError` when the TLS handshake failed)."""
+    if _is_tls_failure(error):
+        return DifyTLSError(
+            f"{type(error).__name__}: {error}", maybe_delivered=False, method=request.method, path=request.path
+        )
     return DifyConnectionError(
         f"{type(error).__name__}: {error}",
         maybe_delivered=maybe_delivered,
         method=request.method,
         path=request.path,
     )
+
+
+def _is_tls_failure(error: BaseException) -> bool:
+    """Whether an ``ssl.SSLError`` stands anywhere in the chain of a transport error (requests and httpx wrap it)."""
+    import ssl
+
+    seen: set[int] = set()
+    pending: list[Any] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen or len(seen) > 20:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLError):
+            return True
+        if isinstance(current, BaseException):
+            pending.extend([current.__cause__, current.__context__, getattr(current, "reason", None), *current.args])
+    return False

@@ -27,9 +27,10 @@ class RetryPolicy:
     Which failures are repeated, how often and after how long.
 
     Repeated: connection errors and timeouts, 5xx, 429 and Dify's rate-limit 403, and the transient 400s
-    ("is being indexed", "metadata operation is running"). Never repeated: other 4xx and quota 403s. A failure
-    after which the request may have reached the server (a read timeout, a reset after sending, a 5xx) is
-    repeated only for requests marked ``idempotent`` (see :mod:`airflow_provider_dify.hooks.operations`).
+    ("is being indexed", "metadata operation is running"). Never repeated: other 4xx, quota 403s and TLS
+    handshake failures. A failure after which the request may have reached the server (a read timeout, a reset
+    after sending, a 5xx) is repeated only for requests marked ``idempotent``
+    (see :mod:`airflow_provider_dify.hooks.operations`).
 
     :param max_attempts: attempts in all, the first one included (1 disables retries).
     :param backoff_initial: seconds before the second attempt; doubled for each further attempt.
@@ -58,10 +59,13 @@ class RetryPolicy:
             DifyRateLimitError,
             DifyResourceBusyError,
             DifyServerError,
+            DifyTLSError,
         )
 
         if isinstance(error, (DifyRateLimitError, DifyResourceBusyError)):
             return True  # refused before the server acted
+        if isinstance(error, DifyTLSError):
+            return False  # a certificate problem does not go away by repeating
         if isinstance(error, DifyConnectionError):
             return request.idempotent or not error.maybe_delivered
         if isinstance(error, DifyServerError):
