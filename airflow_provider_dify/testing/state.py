@@ -292,6 +292,10 @@ class EmulatorState:
         doc.word_count = sum(s.word_count for s in doc.segments.values())
         doc.tokens = 0 if economy else sum(s.tokens for s in doc.segments.values())
 
+    def _keyword_number(self, doc: Document) -> int:
+        ds = self.datasets.get(doc.dataset_id)
+        return ds.keyword_number if ds is not None else 10
+
     def _new_segment(
         self,
         doc: Document,
@@ -310,7 +314,7 @@ class EmulatorState:
             position=position,
             content=content,
             answer=answer or None,
-            keywords=list(keywords) if keywords else extract_keywords(content),
+            keywords=list(keywords) if keywords else extract_keywords(content, self._keyword_number(doc)),
             tokens=0 if economy else estimate_tokens(content + (answer or "")),
             index_node_id=new_id(),
             index_node_hash=hashlib.sha256(content.encode("utf-8")).hexdigest(),
@@ -947,7 +951,7 @@ class EmulatorState:
         if values.get("keywords"):
             seg.keywords = list(values["keywords"])
         elif changed:
-            seg.keywords = extract_keywords(seg.content)
+            seg.keywords = extract_keywords(seg.content, ds.keyword_number)
         if changed:
             seg.index_node_hash = hashlib.sha256(seg.content.encode("utf-8")).hexdigest()
             seg.tokens = 0 if economy else estimate_tokens(seg.content + (seg.answer or ""))
