@@ -189,7 +189,11 @@ def plan_chunks(
 
     matched: dict[str, dict[str, Any]] = {}
     legacy: list[tuple[dict[str, Any], str, str]] = []
-    live = [dict(chunk) for chunk in chunks if chunk.get("status") != "re_segment"]  # re_segment: Dify drops it
+    live_by_id: dict[str, dict[str, Any]] = {}  # a listing that shifted can show a chunk twice: once it is
+    for chunk in chunks:
+        if chunk.get("status") != "re_segment":  # re_segment: an old chunk of a re-split document, Dify drops it
+            live_by_id.setdefault(str(chunk.get("id")), dict(chunk))
+    live = list(live_by_id.values())
     for chunk in sorted(live, key=survivor_order):
         content = chunk_key(str(chunk.get("content") or ""))
         if content in wanted:

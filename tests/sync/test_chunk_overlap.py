@@ -1,0 +1,152 @@
+"""Overlapping chunk syncs into one holder converge: each record exactly one chunk once the runs end.
+
+Writers race for real: threads and processes over HTTP against one emulator, and parallel ``dag.test()``
+runs in separate processes. A barrier makes the writers plan from the same listing (each would add every
+missing chunk); the verification after writing removes the surplus copies by the shared survivor rule.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import random
+import threading
+from typing import Any
+
+import pytest
+
+from tests.sync import overlap_workers as workers
+
+pytestmark = pytest.mark.dify_emulator(indexing_seconds=0.01, queue_pickup_seconds=0)
+
+SEGMENTS = "/datasets/{dataset_id}/documents/{document_id}/segments"
+
+
+def holder(dify: Any, name: str = "overlap holder") -> tuple[str, str]:
+    dataset_id = dify.create_dataset(f"overlap {random.random()}")["id"]
+    document = dify.create_document(dataset_id, name, "")
+    return dataset_id, document["id"]
+
+
+def contents(dify: Any, dataset_id: str, document_id: str) -> list[str]:
+    return [chunk["content"] for chunk in dify.segments(dataset_id, document_id)]
+
+
+def assert_exact(dify: Any, dataset_id: str, document_id: str, rows: list[dict[str, Any]]) -> None:
+    found = contents(dify, dataset_id, document_id)
+    assert sorted(found) == sorted(workers.texts(rows)), "a record is missing, duplicated or stale"
+
+
+def _seed_holder(dify: Any, dataset_id: str, document_id: str, rng: random.Random, rows: list[dict[str, Any]]) -> int:
+    """Some chunks there already: current ones, old-form ones with key lines, stale ones. Returns how many."""
+    import requests
+
+    present = []
+    for row in rows:
+        roll = rng.random()
+        text = f"{row['name']}: {row['detail']}"
+        if roll < 0.25:
+            present.append({"content": text})
+        elif roll < 0.4:
+            present.append({"content": f"{text}\n\n[key: {row['sku']}]"})
+    present += [{"content": f"stale chunk {n}"} for n in range(rng.randint(0, 3))]
+    if present:
+        answer = requests.post(
+            f"{dify.url}/datasets/{dataset_id}/documents/{document_id}/segments",
+            json={"segments": present},
+            headers={"Authorization": f"Bearer {dify.api_key}"},
+            timeout=30,
+        )
+        assert answer.status_code == 200, answer.text
+    return len(present)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_two_chunk_syncs_on_one_holder_end_exact(dify_emulator: Any, seed: int) -> None:
+    rng = random.Random(seed)
+    dataset_id, document_id = holder(dify_emulator)
+    rows = workers.records(rng.randint(3, 12))
+    _seed_holder(dify_emulator, dataset_id, document_id, rng, rows)
+    barrier = threading.Barrier(2)
+    outcomes: list[dict[str, Any]] = []
+    errors: list[BaseException] = []
+
+    def writer(number: int) -> None:
+        try:
+            outcomes.append(
+                workers.sync_holder(
+                    dify_emulator.connection_json,
+                    dataset_id,
+                    document_id,
+                    rows,
+                    batch_size=rng.choice([1, 2, 5, 100]),
+                    barrier=barrier,
+                    seed=seed * 10 + number,
+                )
+            )
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=writer, args=(number,)) for number in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors and len(outcomes) == 2
+    assert all(outcome["verified"] and not outcome["failed"] for outcome in outcomes), outcomes
+    assert_exact(dify_emulator, dataset_id, document_id, rows)
+    if any(outcome["added"] for outcome in outcomes):  # both planned from one listing: both added
+        assert sum(outcome["copies_removed"] for outcome in outcomes) >= min(o["added"] for o in outcomes)
+
+
+def test_writer_processes_on_one_holder_end_exact(dify_emulator: Any) -> None:
+    dataset_id, document_id = holder(dify_emulator)
+    rows = workers.records(30)
+    context = multiprocessing.get_context("spawn")
+    barrier, answers = context.Barrier(3), context.Queue()
+    processes = [
+        context.Process(
+            target=workers.run_in_process,
+            args=((dify_emulator.connection_json, dataset_id, document_id, rows), {"barrier": barrier}, answers),
+        )
+        for _ in range(3)
+    ]
+    for process in processes:
+        process.start()
+    results = [answers.get(timeout=120) for _ in processes]
+    for process in processes:
+        process.join(timeout=60)
+    assert all("error" not in result for result in results), results
+    assert all(result["verified"] for result in results)
+    assert_exact(dify_emulator, dataset_id, document_id, rows)
+    assert sum(result["added"] for result in results) == 3 * 30  # each added every record, from one listing
+    assert dify_emulator.count("DELETE", SEGMENTS + "/{segment_id}") >= 60  # and the copies were removed
+
+    later = workers.records(30, changed=(3, 7))[:28]  # two records changed, two gone
+    dify_emulator.reset_counters()
+    assert workers.sync_holder(dify_emulator.connection_json, dataset_id, document_id, later)["verified"]
+    assert_exact(dify_emulator, dataset_id, document_id, later)
+    assert dify_emulator.count("POST", SEGMENTS) == 1 and dify_emulator.write_count() == 1 + 4
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_parallel_dag_test_runs_on_one_holder_end_exact(dify_emulator: Any) -> None:
+    dataset_id, document_id = holder(dify_emulator)
+    rows = workers.records(25)
+    context = multiprocessing.get_context("spawn")
+    barrier, answers = context.Barrier(2), context.Queue()
+    processes = [
+        context.Process(
+            target=workers.run_dag_in_process,
+            args=(dataset_id, rows, f"overlap_chunks_{number}", barrier, answers),
+        )
+        for number in range(2)
+    ]
+    for process in processes:
+        process.start()
+    results = [answers.get(timeout=240) for _ in processes]
+    for process in processes:
+        process.join(timeout=60)
+    assert all("error" not in result for result in results), results
+    assert [result["state"] for result in results] == ["success", "success"]
+    assert all(result["manifest"]["document_id"] == document_id for result in results)
+    assert_exact(dify_emulator, dataset_id, document_id, rows)
