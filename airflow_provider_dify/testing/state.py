@@ -1089,8 +1089,7 @@ class EmulatorState:
             wanted = set(query_keywords(query))
             if not sensitive:
                 wanted = {w.lower() for w in wanted}
-            ranked: list[tuple[int, int, Segment, Document]] = []
-            order = 0
+            ranked: list[tuple[int, str, Segment, Document]] = []
             for doc in docs:
                 for seg in doc.segments.values():
                     if not seg.enabled or seg.status != "completed":
@@ -1098,8 +1097,10 @@ class EmulatorState:
                     keys = seg.keywords if sensitive else [k.lower() for k in seg.keywords]
                     count = len(wanted.intersection(keys))
                     if count:
-                        ranked.append((-count, order, seg, doc))
-                        order += 1
+                        ranked.append((-count, seg.index_node_hash, seg, doc))
+            # Dify orders chunks with as many matching keywords by the iteration order of its keyword table's
+            # sets: arbitrary, but the same for the same contents. The content hash models that (and does not
+            # depend on the order in which chunks were written).
             ranked.sort(key=lambda item: (item[0], item[1]))
             hits = [(seg, doc, 0.0) for _, _, seg, doc in ranked[:top_k]]
         else:
