@@ -19,7 +19,7 @@ from bench.environment import emulator_missing, minimal_context, new_dataset, ru
 from bench.report import SectionResult
 from bench.sizes import Sizes
 
-TITLE = "Retrieval quality: what the chunk sync adds to a chunk"
+TITLE = "8. Retrieval quality: what the chunk sync adds to a chunk"
 QUESTION = (
     "Does the chunk sync change what retrieval finds, compared with the same texts added as plain chunks, and"
     " what does a changed record cost?"
@@ -75,7 +75,7 @@ def catalogue(count: int = 200) -> list[dict[str, Any]]:
 def queries(rows: list[dict[str, Any]], count: int = 60) -> list[tuple[str, str]]:
     """
     ``(query, id of the row it names)`` for every ``len / count``-th row: its SKU ("key facts about EM-1037",
-    "CM-1111 的保修") or its number ("tank of 1148 ml").
+    "CM-1111 的保修") or its number ("tank of 1148").
     """
     step = max(1, len(rows) // count)
     out = []
@@ -240,7 +240,8 @@ def run(sizes: Sizes) -> SectionResult:
     }
     notes = [
         f"{figures['records']} rows (70% English, 20% Chinese, 10% mixed), each with a SKU and numbers;"
-        f" {asked} queries naming one SKU (\"key facts about EM-1037\", \"CM-1111 的保修\"), keyword search, top 3."
+        f" {asked} queries naming one row by its SKU or one of its numbers (\"key facts about EM-1037\","
+        " \"CM-1111 的保修\", \"tank of 1148\"), keyword search, top 3."
         " The emulator's keyword index is Dify's: jieba's TF-IDF, 10 keywords a chunk, Dify's query matching.",
         f"Key lines: `key` was one of the 10 keywords of {figures['key_lines_with_key_keyword']} of"
         f" {figures['records']} chunks, the row id of {figures['key_lines_with_id_keyword']}: a query with the word"
