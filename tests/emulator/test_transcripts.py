@@ -473,6 +473,10 @@ def test_comparison_is_strict() -> None:
     diffs = []
     compare({"data": [{"id": "1"}]}, {"data": [{"id": "2", "x": 1}]}, "body", diffs, partial=True)
     assert diffs == []
+    compare({"keywords": ["a", "b"]}, {"keywords": ["b", "a"]}, "body", diffs)  # Dify keeps them as a set
+    assert diffs == []
+    compare({"keywords": ["a", "b"]}, {"keywords": ["a", "c"]}, "body", diffs)
+    assert len(diffs) == 1
 
 
 def test_truncated_bodies_are_repaired() -> None:
