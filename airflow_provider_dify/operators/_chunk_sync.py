@@ -297,17 +297,27 @@ class ChunkSync:
         return list(self.hook.iter_segments(self.dataset_id, self.document_id))
 
     def run(self, plan: ChunkPlan, result: ChunkSyncResult | None = None) -> ChunkSyncResult:
-        """Write the plan; failures are collected, except the plan refusing chunk writes (raised at once)."""
+        """
+        Write the plan: adds and updates first, then, when they all succeeded, the deletes (so a changed
+        record's old chunk goes only once its new one is in). Failures are collected, except the plan refusing
+        chunk writes (raised at once) and a document that is gone.
+        """
         result = result if result is not None else ChunkSyncResult()
         batches = [plan.add[start : start + self.batch_size] for start in range(0, len(plan.add), self.batch_size)]
+        self._carry_out([("add", batch) for batch in batches] + [("update", pair) for pair in plan.update], result)
+        if result.failed:
+            if plan.delete:
+                log.warning("%d chunk delete(s) left for the next pass: some adds or updates failed", len(plan.delete))
+            return result
+        self._carry_out([("delete", chunk) for chunk in plan.delete], result)
+        return result
+
+    def _carry_out(self, operations: list[tuple[str, Any]], result: ChunkSyncResult) -> None:
+        calls = {"add": self._add, "update": lambda pair: self._update(*pair), "delete": self._delete}
+        if not operations:
+            return
         with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="dify-chunks") as pool:
-            futures: dict[Any, tuple[str, Any]] = {}
-            for batch in batches:
-                futures[pool.submit(self._add, batch)] = ("add", batch)
-            for wanted, chunk in plan.update:
-                futures[pool.submit(self._update, wanted, chunk)] = ("update", (wanted, chunk))
-            for chunk in plan.delete:
-                futures[pool.submit(self._delete, chunk)] = ("delete", chunk)
+            futures = {pool.submit(calls[operation], item): (operation, item) for operation, item in operations}
             try:
                 for future in as_completed(futures):
                     operation, item = futures[future]
@@ -328,11 +338,10 @@ class ChunkSync:
                         log.warning("%s of chunks failed: %s", operation, error)
                         continue
                     self._record(result, operation, item, answer)
-            except DifyQuotaExceededError:
+            except DifyError:
                 for future in futures:
                     future.cancel()
                 raise
-        return result
 
     def _add(self, batch: list[WantedChunk]) -> list[dict[str, Any]]:
         return self.hook.add_segments(self.dataset_id, self.document_id, [chunk.segment() for chunk in batch])

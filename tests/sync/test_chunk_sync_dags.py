@@ -124,6 +124,25 @@ def test_first_run_rerun_change_and_removal(dify_emulator: Any, dataset_id: str,
     assert_each_record_once(dify_emulator, dataset_id, document_id, set(new_texts.values()))
 
 
+def test_a_changed_record_keeps_its_old_chunk_until_its_new_one_is_in(
+    dify_emulator: Any, dataset_id: str, warehouse: Path
+) -> None:
+    dag = chunks_dag(dataset_id, repair_passes=0)
+    document_id = xcom_value(run(dag), "sync")["document_id"]
+    old_text = product_texts(warehouse)["KIT-0002"]
+    execute_sql(warehouse, "UPDATE products SET price = 9.99 WHERE sku = 'KIT-0002'")
+    new_text = product_texts(warehouse)["KIT-0002"]
+    dify_emulator.fail_next(count=1, status=503, method="POST", route=SEGMENTS)  # the add of the new text
+    dify_emulator.reset_counters()
+    assert task_state(run(dag), "sync") == "failed"
+    assert dify_emulator.count("DELETE", SEGMENT) == 0  # no delete while an add failed
+    texts = chunk_by_text(dify_emulator, dataset_id, document_id)
+    assert old_text in texts and new_text not in texts  # the record is never missing
+
+    assert task_state(run(dag), "sync") == "success"
+    assert_each_record_once(dify_emulator, dataset_id, document_id, set(product_texts(warehouse).values()))
+
+
 def test_a_holder_written_with_key_lines_converges_to_plain_chunks(
     dify_emulator: Any, dataset_id: str, warehouse: Path
 ) -> None:
