@@ -150,3 +150,51 @@ def test_parallel_dag_test_runs_on_one_holder_end_exact(dify_emulator: Any) -> N
     assert [result["state"] for result in results] == ["success", "success"]
     assert all(result["manifest"]["document_id"] == document_id for result in results)
     assert_exact(dify_emulator, dataset_id, document_id, rows)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_two_syncs_that_both_create_the_holder_end_exact(
+    dify_emulator: Any, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    """Neither finds the holder, both create it: Dify reuses the name (one document, re-indexed), both converge."""
+    from airflow_provider_dify.hooks.dify import DifyHook
+    from airflow_provider_dify.operators.sync import DifySyncChunksOperator
+    from bench.environment import minimal_context
+
+    dataset_id = dify_emulator.create_dataset(f"create race {seed}")["id"]
+    rows = workers.records(random.Random(seed).randint(3, 15))
+    barrier = threading.Barrier(2)
+    find = DifyHook.find_documents_by_name
+
+    def find_then_wait(self: DifyHook, *args: Any, **kwargs: Any) -> Any:
+        found = find(self, *args, **kwargs)
+        barrier.wait(timeout=30)  # both have looked before either creates
+        return found
+
+    monkeypatch.setattr(DifyHook, "find_documents_by_name", find_then_wait)
+    outcomes: list[Any] = []
+
+    def sync() -> None:
+        operator = DifySyncChunksOperator(
+            task_id="sync",
+            dataset_id=dataset_id,
+            records=rows,
+            key_field="sku",
+            text_template=workers.TEMPLATE,
+            document_name="created twice",
+            poll_interval=0.02,
+        )
+        try:
+            outcomes.append(operator.execute(minimal_context()))
+        except Exception as error:
+            outcomes.append(error)
+
+    threads = [threading.Thread(target=sync) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(outcomes) == 2 and all(isinstance(outcome, dict) for outcome in outcomes), outcomes
+    assert dify_emulator.count("POST", "/datasets/{dataset_id}/document/create-by-text") == 2
+    [document] = dify_emulator.documents(dataset_id)
+    assert_exact(dify_emulator, dataset_id, document["id"], rows)
