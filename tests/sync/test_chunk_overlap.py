@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import multiprocessing
 import random
+import sqlite3
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -128,8 +130,9 @@ def test_writer_processes_on_one_holder_end_exact(dify_emulator: Any) -> None:
     assert dify_emulator.count("POST", SEGMENTS) == 1 and dify_emulator.write_count() == 1 + 4
 
 
-@pytest.mark.usefixtures("airflow_db")
-def test_parallel_dag_test_runs_on_one_holder_end_exact(dify_emulator: Any) -> None:
+def test_parallel_dag_test_runs_on_one_holder_end_exact(
+    dify_emulator: Any, airflow_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     dataset_id, document_id = holder(dify_emulator)
     rows = workers.records(25)
     context = multiprocessing.get_context("spawn")
@@ -141,8 +144,17 @@ def test_parallel_dag_test_runs_on_one_holder_end_exact(dify_emulator: Any) -> N
         )
         for number in range(2)
     ]
-    for process in processes:
-        process.start()
+    for number, process in enumerate(processes):
+        # Each run gets a copy of the metadata database: two processes writing one SQLite file lock each other
+        # out, which is SQLite's limit, not the overlap under test (the holder in the emulator is shared).
+        database = tmp_path / f"airflow-{number}.db"
+        with sqlite3.connect(airflow_db / "airflow.db") as source, sqlite3.connect(database) as copy:
+            source.backup(copy)
+        source.close()
+        copy.close()
+        with monkeypatch.context() as scoped:
+            scoped.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{database}")
+            process.start()
     results = [answers.get(timeout=240) for _ in processes]
     for process in processes:
         process.join(timeout=60)
