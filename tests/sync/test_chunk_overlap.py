@@ -38,18 +38,25 @@ def assert_exact(dify: Any, dataset_id: str, document_id: str, rows: list[dict[s
     assert sorted(found) == sorted(workers.texts(rows)), "a record is missing, duplicated or stale"
 
 
-def _seed_holder(dify: Any, dataset_id: str, document_id: str, rng: random.Random, rows: list[dict[str, Any]]) -> int:
-    """Some chunks there already: current ones, old-form ones with key lines, stale ones. Returns how many."""
+def _seed_holder(
+    dify: Any, dataset_id: str, document_id: str, rng: random.Random, rows: list[dict[str, Any]]
+) -> dict[str, str]:
+    """Some chunks there already: current ones, old-form ones with key lines, stale ones.
+
+    :return: the chunk id of each record that has a chunk already, by the record's text.
+    """
     import requests
 
-    present = []
+    present, texts = [], []
     for row in rows:
         roll = rng.random()
         text = f"{row['name']}: {row['detail']}"
         if roll < 0.25:
             present.append({"content": text})
+            texts.append(text)
         elif roll < 0.4:
             present.append({"content": f"{text}\n\n[key: {row['sku']}]"})
+            texts.append(text)
     present += [{"content": f"stale chunk {n}"} for n in range(rng.randint(0, 3))]
     if present:
         answer = requests.post(
@@ -59,7 +66,8 @@ def _seed_holder(dify: Any, dataset_id: str, document_id: str, rng: random.Rando
             timeout=30,
         )
         assert answer.status_code == 200, answer.text
-    return len(present)
+        return dict(zip(texts, (chunk["id"] for chunk in answer.json()["data"]), strict=False))
+    return {}
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -67,7 +75,7 @@ def test_two_chunk_syncs_on_one_holder_end_exact(dify_emulator: Any, seed: int) 
     rng = random.Random(seed)
     dataset_id, document_id = holder(dify_emulator)
     rows = workers.records(rng.randint(3, 12))
-    _seed_holder(dify_emulator, dataset_id, document_id, rng, rows)
+    kept_ids = _seed_holder(dify_emulator, dataset_id, document_id, rng, rows)
     barrier = threading.Barrier(2)
     outcomes: list[dict[str, Any]] = []
     errors: list[BaseException] = []
@@ -96,6 +104,8 @@ def test_two_chunk_syncs_on_one_holder_end_exact(dify_emulator: Any, seed: int) 
     assert not errors and len(outcomes) == 2
     assert all(outcome["verified"] and not outcome["failed"] for outcome in outcomes), outcomes
     assert_exact(dify_emulator, dataset_id, document_id, rows)
+    ids = {chunk["content"]: chunk["id"] for chunk in dify_emulator.segments(dataset_id, document_id)}
+    assert {text: ids[text] for text in kept_ids} == kept_ids  # chunks there before: kept (old ones rewritten)
     if any(outcome["added"] for outcome in outcomes):  # both planned from one listing: both added
         assert sum(outcome["copies_removed"] for outcome in outcomes) >= min(o["added"] for o in outcomes)
 
