@@ -477,7 +477,7 @@ class DifySyncChunksOperator(_RecordSyncOperator):
     an add, a changed answer or keyword list an update. Chunks written by earlier versions (ending with a
     ``[key: ...]`` line) are rewritten in place without that line on the next run. Dify extracts keywords
     from the content unless ``keywords_field`` gives them (they then replace Dify's). The header's chunks
-    are never deleted.
+    are never deleted, nor, while some records fail to render, any chunk that no record claims.
 
     Dify Cloud's Sandbox plan refuses chunk writes (403): the task then fails with
     :class:`~airflow_provider_dify.exceptions.DifyQuotaExceededError` suggesting
