@@ -255,7 +255,7 @@ def run(sizes: Sizes) -> SectionResult:
         f"(the writes alone, at the measured rate, would take {fmt_seconds(write_bound)}).",
         f"The chunks path ran in full: one document holding the chunks (indexed once, {pace:g} s), then "
         f"{chunks['add_requests']:,} add requests of {chunks['batch_size']} chunks on {chunks['max_workers']} "
-        f"workers; {chunks['completed_chunks']:,} chunks completed (the records and the document's header). "
+        f"workers; {chunks['completed_chunks']:,} chunks completed (one per record, the holder has no text). "
         f"Requests: {chunks['routes']}.",
         f"Documents path requests ({small:,} records): {docs['routes']}. Waiting for indexing read "
         f"{figures['documents_first_poll_reads']:.0f} document(s) in the first poll and "

@@ -30,8 +30,16 @@ SECTIONS: dict[str, str] = {
     "upload": "bench.upload",
     "waiting": "bench.waiting",
     "pace": "bench.pace",
+    "retrieval": "bench.retrieval",
 }
-ALIASES = {"rerun": "export", "parse": "imports", "memory": "upload", "indexing": "pace", "chunks": "pace"}
+ALIASES = {
+    "rerun": "export",
+    "parse": "imports",
+    "memory": "upload",
+    "indexing": "pace",
+    "chunks": "pace",
+    "quality": "retrieval",
+}
 
 
 def _section_runner(name: str) -> Callable[[Sizes], SectionResult | list[SectionResult]]:

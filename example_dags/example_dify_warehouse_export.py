@@ -97,7 +97,6 @@ with DAG(
         key_field="faq_id",
         text_template="Q: {{ question }}\nA: {{ answer }}\n({{ category }})",
         document_name="warehouse: faq",
-        document_header="Frequently asked questions, exported from the warehouse: one chunk per question.",
         deferrable=True,
         poll_interval=2,
     )

@@ -5,29 +5,33 @@ but chunks added to a completed document are indexed within the request (220 chu
 So a large export goes in as chunks of one document per table or partition.
 
 :func:`plan_chunks` is pure: the wanted chunks and the chunks the document holds -> what to add, update,
-leave alone and delete. :class:`ChunkSync` carries the plan out: adds in batches (100 chunks a request by
-default), updates and deletes one chunk a request, on a thread pool sharing one hook.
+leave alone and delete. :class:`ChunkSync` carries a plan out: adds in batches (100 chunks a request by
+default), updates and deletes one chunk a request, on a thread pool sharing one hook. :func:`reconcile`
+plans, writes and reads the chunks again until they verify.
 
-How a chunk is recognised, with no state outside Dify:
+How a chunk is recognised, with no state outside Dify: by its content. A chunk's content is exactly the
+record's rendered text (nothing added, so Dify indexes, matches and returns only what the user wrote), and
+that text is its identity. A record whose text changed is a delete of the old chunk plus an add of the new
+one (adds batched); a record whose answer or keywords changed is an update of its chunk. Records with the
+same text share one chunk. Chunks written by earlier versions end with a ``[key: <key>]`` line: a run
+rewrites each of them in place without that line (one update, same chunk id).
 
-* With a key (``key_field``), the chunk content ends with a short key line, ``[key: <key>]``. A record whose
-  text changed becomes one chunk update (same chunk id) instead of a delete plus an add. The line is part of
-  what is indexed: a query for the key finds the chunk, and the line adds a word or two to the chunk. Keeping
-  the key in the chunk's ``keywords`` instead would replace the keywords Dify extracts (keyword search would
-  then only match the key), so it is not used.
-* Without a key, the content itself is the identity: a changed record is a delete plus an add.
+Copies (two chunks with one content: overlapping runs, an add whose answer was lost) are resolved by one
+rule that every run applies alike, so two runs never delete different copies: the enabled copy first, then
+the oldest by ``created_at``, then the smaller id survives. After writing, a run reads the chunks again and
+removes what is surplus, so overlapping runs into one holder converge.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_dify.exceptions import DifyError, DifyQuotaExceededError
+from airflow_provider_dify.exceptions import DifyError, DifyNotFoundError, DifyQuotaExceededError
 from airflow_provider_dify.operators.segments import UNKNOWN_OUTCOME_ERRORS, chunk_key
 
 if TYPE_CHECKING:
@@ -38,26 +42,34 @@ log = logging.getLogger(__name__)
 
 #: Chunks per add request (Dify's measured sweet spot; servers may cap it with DATASET_MAX_SEGMENTS_PER_REQUEST).
 DEFAULT_BATCH_SIZE = 100
+#: Times a run reads the chunks again after a write pass to verify them (and remove copies that another run
+#: made meanwhile) before it gives up and fails, leaving the rest to a retry.
+MAX_VERIFY_PASSES = 3
 _KEY_LINE = re.compile(r"(?:\A|\n)\[key: (?P<key>[^\n]*)\]\s*\Z")
 
 
-def key_line(key: str) -> str:
-    """The line that carries a record's key at the end of its chunk."""
-    return f"[key: {key}]"
-
-
-def chunk_content(record: RenderedRecord, *, keyed: bool) -> str:
-    """The content of a record's chunk: its text, plus the key line when the sync is keyed."""
-    text = chunk_key(record.text or "")
-    if keyed and record.key is not None:
-        return f"{text}\n\n{key_line(record.key)}"
-    return text
+def chunk_content(record: RenderedRecord) -> str:
+    """The content of a record's chunk: exactly its rendered text (stripped, as Dify stores it)."""
+    return chunk_key(record.text or "")
 
 
 def key_of_chunk(content: str) -> str | None:
-    """The key a chunk's content carries in its last line, or ``None``."""
+    """The key that a chunk written by an earlier version carries in its last line (``[key: ...]``), or ``None``."""
     match = _KEY_LINE.search(content or "")
     return match.group("key") if match else None
+
+
+def text_of_legacy_chunk(content: str) -> str:
+    """A chunk's content without the key line of earlier versions."""
+    match = _KEY_LINE.search(content or "")
+    return chunk_key(content[: match.start()] if match else content or "")
+
+
+def survivor_order(chunk: Mapping[str, Any]) -> tuple[bool, float, str]:
+    """The order in which copies survive: enabled first, then the oldest by ``created_at``, then the smaller id."""
+    created = chunk.get("created_at")
+    age = float(created) if isinstance(created, (int, float)) and not isinstance(created, bool) else 0.0
+    return chunk.get("enabled") is False, age, str(chunk.get("id"))
 
 
 def _squeeze(text: str) -> str:
@@ -106,18 +118,21 @@ class ChunkPlan:
     What a chunk sync has to do.
 
     :param add: chunks to add.
-    :param update: ``(wanted, existing chunk)`` pairs to update in place (keyed syncs).
+    :param update: ``(wanted, existing chunk)`` pairs to update in place: a changed answer or keywords, or a
+        chunk of an earlier version rewritten without its key line.
     :param unchanged: wanted chunks already present as they are.
-    :param delete: chunks no record wants (with ``delete_missing``), and extra copies of a wanted chunk.
-    :param kept: chunks left alone that no record wants (the document's header, or all of them without
-        ``delete_missing``).
-    :param duplicates: records whose chunk is identical to another record's (one chunk stands for both).
+    :param delete: chunks no record wants (with ``delete_missing``), and surplus copies of a wanted chunk.
+    :param copies: how many of ``delete`` are surplus copies.
+    :param kept: chunks left alone that no record wants (the document's header, all of them without
+        ``delete_missing``, or while some records failed to render).
+    :param duplicates: records whose text is identical to another record's (one chunk stands for both).
     """
 
     add: list[WantedChunk] = field(default_factory=list)
     update: list[tuple[WantedChunk, dict[str, Any]]] = field(default_factory=list)
     unchanged: list[WantedChunk] = field(default_factory=list)
     delete: list[dict[str, Any]] = field(default_factory=list)
+    copies: int = 0
     kept: int = 0
     duplicates: int = 0
 
@@ -147,48 +162,71 @@ def plan_chunks(
 
     :param records: the rendered records (unique keys when ``keyed``).
     :param chunks: the document's chunks (list responses).
-    :param keyed: chunks are recognised by their key line (else by their content).
+    :param keyed: the records have keys (used to rewrite chunks of earlier versions, which carry them).
     :param header: the document's header text; its chunks are never deleted.
     :param delete_missing: delete chunks that no record wants.
-    :param keep_keys: keys never deleted (records that failed to render).
+    :param keep_keys: keys of records that failed to render: no chunk that no record claims is deleted then
+        (which of them was theirs cannot be told), except old chunks whose key line names another key.
     """
     plan = ChunkPlan()
     wanted: dict[str, WantedChunk] = {}
+    by_key: dict[str, str] = {}
     for record in records:
-        chunk = WantedChunk(record, chunk_content(record, keyed=keyed))
-        identity = record.key if keyed and record.key is not None else chunk.content
-        if identity in wanted:
+        chunk = WantedChunk(record, chunk_content(record))
+        if keyed and record.key is not None:
+            by_key[record.key] = chunk.content
+        if chunk.content in wanted:
             plan.duplicates += 1
             continue
-        wanted[identity] = chunk
+        wanted[chunk.content] = chunk
     keep = set(keep_keys)
-    matched: set[str] = set()
-    # Visit enabled chunks first so that the copy kept of a duplicated chunk is a live one.
-    ordered = sorted(
-        (dict(chunk) for chunk in chunks), key=lambda c: (c.get("enabled") is False, c.get("position") or 0)
-    )
-    for chunk in ordered:
-        if chunk.get("status") == "re_segment":
-            continue  # an old chunk of a re-split document: Dify drops it
+
+    def unclaimed(chunk: dict[str, Any], key: str | None) -> None:
+        if is_header_chunk(chunk, header) or not delete_missing or (keep and (key is None or key in keep)):
+            plan.kept += 1
+        else:
+            plan.delete.append(chunk)
+
+    matched: dict[str, dict[str, Any]] = {}
+    legacy: list[tuple[dict[str, Any], str, str]] = []
+    live_by_id: dict[str, dict[str, Any]] = {}  # a listing that shifted can show a chunk twice: once it is
+    for chunk in chunks:
+        if chunk.get("status") != "re_segment":  # re_segment: an old chunk of a re-split document, Dify drops it
+            live_by_id.setdefault(str(chunk.get("id")), dict(chunk))
+    live = list(live_by_id.values())
+    for chunk in sorted(live, key=survivor_order):
         content = chunk_key(str(chunk.get("content") or ""))
-        identity = key_of_chunk(content) if keyed else content
-        target = wanted.get(identity) if identity is not None else None
-        if target is None or identity in matched:
-            if target is not None:
-                plan.delete.append(chunk)  # a second copy of a wanted chunk (an add whose answer was lost)
-            elif is_header_chunk(chunk, header) or (keyed and identity in keep):
-                plan.kept += 1
-            elif delete_missing:
-                plan.delete.append(chunk)
+        if content in wanted:
+            if content in matched:
+                plan.delete.append(chunk)  # a surplus copy: an older one survives
+                plan.copies += 1
             else:
-                plan.kept += 1
+                matched[content] = chunk
             continue
-        matched.add(identity)
+        key = key_of_chunk(content)
+        if key is not None:
+            legacy.append((chunk, text_of_legacy_chunk(content), key))
+        else:
+            unclaimed(chunk, None)
+    for content, chunk in matched.items():
+        target = wanted[content]
         if target.differs_from(chunk):
             plan.update.append((target, chunk))
         else:
             plan.unchanged.append(target)
-    plan.add = [chunk for identity, chunk in wanted.items() if identity not in matched]
+    for chunk, text, key in legacy:  # chunks of earlier versions, oldest first
+        content = by_key.get(key) if keyed else None
+        if content is None and text in wanted:
+            content = text
+        if content is None:
+            unclaimed(chunk, key)
+        elif content in matched:
+            plan.delete.append(chunk)  # the record already has a chunk of the current form
+            plan.copies += 1
+        else:
+            matched[content] = chunk
+            plan.update.append((wanted[content], chunk))  # rewritten in place, without the key line
+    plan.add = [chunk for content, chunk in wanted.items() if content not in matched]
     return plan
 
 
@@ -201,6 +239,10 @@ class ChunkSyncResult:
     deleted: list[dict[str, Any]] = field(default_factory=list)
     failed: list[dict[str, Any]] = field(default_factory=list)
     add_requests: int = 0
+    copies_removed: int = 0
+    vanished: int = 0
+    passes: int = 0
+    verified: bool = False
 
     @property
     def unknown_outcome(self) -> bool:
@@ -255,17 +297,27 @@ class ChunkSync:
         return list(self.hook.iter_segments(self.dataset_id, self.document_id))
 
     def run(self, plan: ChunkPlan, result: ChunkSyncResult | None = None) -> ChunkSyncResult:
-        """Write the plan; failures are collected, except the plan refusing chunk writes (raised at once)."""
+        """
+        Write the plan: adds and updates first, then, when they all succeeded, the deletes (so a changed
+        record's old chunk goes only once its new one is in). Failures are collected, except the plan refusing
+        chunk writes (raised at once) and a document that is gone.
+        """
         result = result if result is not None else ChunkSyncResult()
         batches = [plan.add[start : start + self.batch_size] for start in range(0, len(plan.add), self.batch_size)]
+        self._carry_out([("add", batch) for batch in batches] + [("update", pair) for pair in plan.update], result)
+        if result.failed:
+            if plan.delete:
+                log.warning("%d chunk delete(s) left for the next pass: some adds or updates failed", len(plan.delete))
+            return result
+        self._carry_out([("delete", chunk) for chunk in plan.delete], result)
+        return result
+
+    def _carry_out(self, operations: list[tuple[str, Any]], result: ChunkSyncResult) -> None:
+        calls = {"add": self._add, "update": lambda pair: self._update(*pair), "delete": self._delete}
+        if not operations:
+            return
         with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="dify-chunks") as pool:
-            futures: dict[Any, tuple[str, Any]] = {}
-            for batch in batches:
-                futures[pool.submit(self._add, batch)] = ("add", batch)
-            for wanted, chunk in plan.update:
-                futures[pool.submit(self._update, wanted, chunk)] = ("update", (wanted, chunk))
-            for chunk in plan.delete:
-                futures[pool.submit(self._delete, chunk)] = ("delete", chunk)
+            futures = {pool.submit(calls[operation], item): (operation, item) for operation, item in operations}
             try:
                 for future in as_completed(futures):
                     operation, item = futures[future]
@@ -275,16 +327,21 @@ class ChunkSync:
                         answer = future.result()
                     except DifyQuotaExceededError as error:
                         raise sandbox_error(error) from error
+                    except DifyNotFoundError as error:
+                        if operation == "add":
+                            raise  # the document itself is gone
+                        result.vanished += 1  # another run (or a person) deleted the chunk meanwhile
+                        log.info("%s of chunk %s: it is gone already (%s)", operation, self._chunk_id(item), error)
+                        continue
                     except DifyError as error:
                         result.failed.append(self._failure(operation, item, error))
                         log.warning("%s of chunks failed: %s", operation, error)
                         continue
                     self._record(result, operation, item, answer)
-            except DifyQuotaExceededError:
+            except DifyError:
                 for future in futures:
                     future.cancel()
                 raise
-        return result
 
     def _add(self, batch: list[WantedChunk]) -> list[dict[str, Any]]:
         return self.hook.add_segments(self.dataset_id, self.document_id, [chunk.segment() for chunk in batch])
@@ -294,6 +351,11 @@ class ChunkSync:
 
     def _delete(self, chunk: Mapping[str, Any]) -> None:
         self.hook.delete_segment(self.dataset_id, self.document_id, str(chunk["id"]))
+
+    @staticmethod
+    def _chunk_id(item: Any) -> str:
+        chunk = item[1] if isinstance(item, tuple) else item
+        return str(chunk.get("id")) if isinstance(chunk, Mapping) else "?"
 
     @staticmethod
     def _record(result: ChunkSyncResult, operation: str, item: Any, answer: Any) -> None:
@@ -333,3 +395,76 @@ class ChunkSync:
             "id": str(chunk["id"]),
             "error": str(error),
         }
+
+
+def reconcile(
+    sync: ChunkSync,
+    make_plan: Callable[[list[dict[str, Any]]], ChunkPlan],
+    *,
+    repair_passes: int = 1,
+    check_first_plan: Callable[[ChunkPlan], None] | None = None,
+    max_verify_passes: int = MAX_VERIFY_PASSES,
+) -> tuple[ChunkPlan, ChunkSyncResult]:
+    """
+    Plan, write, and read the chunks again until a pass finds nothing to do.
+
+    A pass without writes ends it (an unchanged run reads the chunks once and writes nothing). After a pass
+    whose writes all succeeded, the chunks are read again: a copy that an overlapping run added meanwhile is
+    removed there by the survivor rule, so when this returns without failures each wanted record was exactly
+    one chunk at the last read. A pass with failures ends it (they fail the task, a retry finishes), unless an
+    add's outcome is unknown and ``repair_passes`` are left.
+
+    :param sync: the writer of the document's chunks.
+    :param make_plan: the plan for a listing of the chunks.
+    :param repair_passes: passes allowed after adds whose outcome is unknown.
+    :param check_first_plan: called with the first plan before anything is written (may raise).
+    :param max_verify_passes: passes allowed after successful writes before giving up (a failure then).
+    :return: the first plan and the result of every pass.
+    """
+    result = ChunkSyncResult()
+    first: ChunkPlan | None = None
+    repairs = verifies = 0
+    while True:
+        result.passes += 1
+        chunks = sync.list_chunks()
+        plan = make_plan(chunks)
+        if first is None:
+            first = plan
+            if check_first_plan is not None:
+                check_first_plan(plan)
+        log.info(
+            "Pass %d: %d chunk(s) in Dify; %d to add, %d to update, %d unchanged, %d to delete (%d surplus copies)",
+            result.passes,
+            len(chunks),
+            len(plan.add),
+            len(plan.update),
+            len(plan.unchanged),
+            len(plan.delete),
+            plan.copies,
+        )
+        if not plan.writes:
+            result.verified = True
+            break
+        if verifies >= max_verify_passes:
+            result.failed.append(
+                {
+                    "operation": "verify",
+                    "count": plan.writes,
+                    "keys": [],
+                    "error": f"the chunks were still changing after {verifies} verifying reads (another writer?);"
+                    " a retry reconciles them",
+                }
+            )
+            break
+        result.failed = []  # each pass re-reads Dify: only the last pass's failures stand
+        result.copies_removed += plan.copies
+        sync.run(plan, result)
+        if result.failed:
+            if result.unknown_outcome and repairs < repair_passes:
+                repairs += 1
+                log.warning("Some chunk adds may or may not have happened; reading the chunks again")
+                continue
+            break
+        verifies += 1
+    assert first is not None
+    return first, result

@@ -465,16 +465,19 @@ class DifySyncChunksOperator(_RecordSyncOperator):
     Make one document of a knowledge base hold exactly one chunk per current record.
 
     For exports that must not wait on Dify's indexing queue: the document (``document_name``, standing for the
-    table or partition) is created once with a short header text and indexed; the records are chunks of it,
-    which Dify indexes within the add request. Each run lists the document's chunks (paged), adds the missing
-    ones ``batch_size`` a request, updates changed ones, deletes the ones no longer wanted (``delete_missing``)
-    and leaves identical ones untouched. Nothing is kept outside Dify: a retry or a backfill converges to the
-    same set, each chunk exactly once.
+    table or partition) is created once, empty unless ``document_header`` is given, and indexed; the records
+    are chunks of it, which Dify indexes within the add request. Each run lists the document's chunks (paged),
+    adds the missing ones ``batch_size`` a request, deletes the ones no longer wanted (``delete_missing``),
+    leaves identical ones untouched, and after writing reads the chunks again to verify them. Nothing is kept
+    outside Dify: a retry, a backfill and overlapping runs converge to the same set, each record exactly one
+    chunk (surplus copies are removed by one survivor rule: enabled, then oldest, then smaller id).
 
-    With ``key_field`` each chunk ends with a short key line ``[key: <key>]``, so a changed record is one chunk
-    update (same chunk id); without it the content is the identity and a changed record is a delete plus an
-    add. Dify extracts keywords from the content unless ``keywords_field`` gives them (they then replace
-    Dify's). The header's chunks are never deleted.
+    A chunk's content is exactly the record's rendered text, and that text is its identity (``key_field``
+    only names records in the manifest and checks that keys are unique): a changed record is a delete plus
+    an add, a changed answer or keyword list an update. Chunks written by earlier versions (ending with a
+    ``[key: ...]`` line) are rewritten in place without that line on the next run. Dify extracts keywords
+    from the content unless ``keywords_field`` gives them (they then replace Dify's). The header's chunks
+    are never deleted, nor, while some records fail to render, any chunk that no record claims.
 
     Dify Cloud's Sandbox plan refuses chunk writes (403): the task then fails with
     :class:`~airflow_provider_dify.exceptions.DifyQuotaExceededError` suggesting
@@ -483,11 +486,12 @@ class DifySyncChunksOperator(_RecordSyncOperator):
     Returns the manifest: ``{"granularity": "chunks", "dataset_id", "dataset_name", "document_id",
     "document_name", "counts": {"records", "added", "updated", "unchanged", "deleted", "failed"}, "added":
     [{"key", "id"}], "updated": [...], "deleted": [...], "failed": [{"operation", "count", "keys", "error"}],
-    "requests": {"add", "passes"}, "console_url"}``.
+    "requests": {"add", "passes"}, "console_url"}``; ``counts`` also has ``duplicates`` (records sharing a
+    text) and ``copies_removed`` (surplus copies deleted) when they are not 0.
 
     :param document_name: the document holding the chunks (templated), e.g. ``"warehouse: faq"``.
-    :param document_header: the document's own text, written once when it is created (templated; default: the
-        name).
+    :param document_header: the document's own text, written once when it is created (templated; default:
+        none, so the document has no chunk of its own to compete with the records in retrieval).
     :param document_metadata: metadata of the document ``{name: value}`` (templated).
     :param keywords_field: a column (or callable) with each chunk's keywords, a list or comma-separated text.
     :param answer_template: a Jinja template or callable giving each chunk's answer (``qa_model`` documents).
@@ -551,7 +555,10 @@ class DifySyncChunksOperator(_RecordSyncOperator):
         )
 
     def _header(self) -> str:
-        return check_string(self.document_header or self.document_name, "document_header").strip()
+        """The holder document's own text: empty unless ``document_header`` is given (then it is a chunk too)."""
+        if self.document_header is None:
+            return ""
+        return check_string(self.document_header, "document_header").strip()
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Find or create the document, wait until it is indexed, then reconcile its chunks."""
@@ -631,7 +638,7 @@ class DifySyncChunksOperator(_RecordSyncOperator):
         document: Mapping[str, Any],
         rendering: tuple[list[RenderedRecord], list[dict[str, Any]]],
     ) -> dict[str, Any]:
-        from airflow_provider_dify.operators._chunk_sync import ChunkSync, ChunkSyncResult, plan_chunks
+        from airflow_provider_dify.operators._chunk_sync import ChunkSync, plan_chunks, reconcile
 
         hook = self._shared_hook()
         dataset_id, document_id = str(dataset["id"]), str(document["id"])
@@ -639,38 +646,21 @@ class DifySyncChunksOperator(_RecordSyncOperator):
         url = self.push_console_url(context, dataset_id, document_id)
         self._write_document_metadata(dataset_id, document)
         sync = ChunkSync(hook, dataset_id, document_id, batch_size=self.batch_size, max_workers=self.max_workers)
-        result = ChunkSyncResult()
-        first_plan = None
-        passes = 0
-        while passes <= self.repair_passes:
-            passes += 1
-            chunks = sync.list_chunks()
-            plan = plan_chunks(
+        keep_keys = [failure["key"] for failure in failures if failure.get("key")]
+        first_plan, result = reconcile(
+            sync,
+            lambda chunks: plan_chunks(
                 rendered,
                 chunks,
                 keyed=self.key_field is not None,
                 header=self._header(),
                 delete_missing=self.delete_missing,
-                keep_keys=[failure["key"] for failure in failures if failure.get("key")],
-            )
-            if first_plan is None:
-                first_plan = plan
-                self._refuse_emptying(rendered, failures, len(plan.delete), "chunks")
-            self.log.info(
-                "Pass %d: %d chunk(s) in Dify; %d to add, %d to update, %d unchanged, %d to delete",
-                passes,
-                len(chunks),
-                len(plan.add),
-                len(plan.update),
-                len(plan.unchanged),
-                len(plan.delete),
-            )
-            result.failed = []  # each pass re-reads Dify: only the last pass's failures stand
-            sync.run(plan, result)
-            if not result.unknown_outcome:
-                break
-            self.log.warning("Some chunk adds may or may not have happened; reading the chunks again")
-        assert first_plan is not None
+                keep_keys=keep_keys,
+            ),
+            repair_passes=self.repair_passes,
+            check_first_plan=lambda plan: self._refuse_emptying(rendered, failures, len(plan.delete), "chunks"),
+        )
+        passes = result.passes
         wanted = len(first_plan.add) + len(first_plan.update) + len(first_plan.unchanged)
         failed_writes = [{k: v for k, v in failure.items() if k != "unknown_outcome"} for failure in result.failed]
         failed_records = sum(int(f.get("count") or 1) for f in result.failed if f["operation"] != "delete")
@@ -697,6 +687,8 @@ class DifySyncChunksOperator(_RecordSyncOperator):
         }
         if first_plan.duplicates:
             manifest["counts"]["duplicates"] = first_plan.duplicates
+        if result.copies_removed:
+            manifest["counts"]["copies_removed"] = result.copies_removed
         self.log.info("Synced the chunks of %r: %s", manifest["document_name"], manifest["counts"])
         return self._finish(context, manifest, "chunk write(s)")
 

@@ -296,6 +296,7 @@ class Dataset:
     :param docs_by_name: document ids by name (same-name upserts look here).
     :param batches: document ids by batch.
     :param metadata: custom metadata fields by id.
+    :param keyword_number: keywords the economy index extracts per chunk (Dify's per-dataset setting).
     """
 
     id: str
@@ -321,6 +322,7 @@ class Dataset:
     batches: dict[str, set[str]] = field(default_factory=dict)
     metadata: dict[str, MetadataField] = field(default_factory=dict)
     next_position: int = 1
+    keyword_number: int = 10
 
 
 @dataclass

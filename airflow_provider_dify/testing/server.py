@@ -31,6 +31,7 @@ from airflow_provider_dify.testing.errors import NOT_FOUND_HTML, ApiError, inter
 from airflow_provider_dify.testing.multipart import BodyError, BodyReader, boundary_of, parse_multipart
 from airflow_provider_dify.testing.routes import JSON, Ctx, Endpoint, Match, Request, Response, Router
 from airflow_provider_dify.testing.state import EmulatorState
+from airflow_provider_dify.testing.text import load_keyword_index
 from airflow_provider_dify.testing.views import dataset_view, document_detail_view, segment_view
 
 MAX_JSON_BODY = 64 * 1024 * 1024
@@ -183,6 +184,7 @@ class DifyEmulator:
         """Start serving in a daemon thread (idempotent); return ``self``."""
         if self._server is not None:
             return self
+        load_keyword_index()  # jieba loads its dictionary once per process, before the first request
         self._server = _Server((self.config.host, self.config.port), self)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
@@ -453,11 +455,16 @@ class DifyEmulator:
                 for t in self.state.tags.values()
             ]
 
-    def create_dataset(self, name: str, **values: Any) -> dict[str, Any]:
-        """Create a dataset directly (no HTTP, not counted); ``indexing_technique`` defaults to economy."""
+    def create_dataset(self, name: str, *, keyword_number: int = 10, **values: Any) -> dict[str, Any]:
+        """
+        Create a dataset directly (no HTTP, not counted); ``indexing_technique`` defaults to economy.
+
+        :param keyword_number: keywords the economy index extracts per chunk (set in Dify's console).
+        """
         values.setdefault("indexing_technique", "economy")
         with self._locked() as now:
             ds = self.state.create_dataset({"name": name, **values}, now)
+            ds.keyword_number = int(keyword_number)
             self.state.bump()
             return dataset_view(ds, variant="create", counts=self.state.dataset_counts(ds), tags=[])
 

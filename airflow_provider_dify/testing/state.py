@@ -292,6 +292,10 @@ class EmulatorState:
         doc.word_count = sum(s.word_count for s in doc.segments.values())
         doc.tokens = 0 if economy else sum(s.tokens for s in doc.segments.values())
 
+    def _keyword_number(self, doc: Document) -> int:
+        ds = self.datasets.get(doc.dataset_id)
+        return ds.keyword_number if ds is not None else 10
+
     def _new_segment(
         self,
         doc: Document,
@@ -310,7 +314,7 @@ class EmulatorState:
             position=position,
             content=content,
             answer=answer or None,
-            keywords=list(keywords) if keywords else extract_keywords(content),
+            keywords=list(keywords) if keywords else extract_keywords(content, self._keyword_number(doc)),
             tokens=0 if economy else estimate_tokens(content + (answer or "")),
             index_node_id=new_id(),
             index_node_hash=hashlib.sha256(content.encode("utf-8")).hexdigest(),
@@ -947,7 +951,7 @@ class EmulatorState:
         if values.get("keywords"):
             seg.keywords = list(values["keywords"])
         elif changed:
-            seg.keywords = extract_keywords(seg.content)
+            seg.keywords = extract_keywords(seg.content, ds.keyword_number)
         if changed:
             seg.index_node_hash = hashlib.sha256(seg.content.encode("utf-8")).hexdigest()
             seg.tokens = 0 if economy else estimate_tokens(seg.content + (seg.answer or ""))
@@ -1085,8 +1089,7 @@ class EmulatorState:
             wanted = set(query_keywords(query))
             if not sensitive:
                 wanted = {w.lower() for w in wanted}
-            ranked: list[tuple[int, int, Segment, Document]] = []
-            order = 0
+            ranked: list[tuple[int, str, Segment, Document]] = []
             for doc in docs:
                 for seg in doc.segments.values():
                     if not seg.enabled or seg.status != "completed":
@@ -1094,8 +1097,10 @@ class EmulatorState:
                     keys = seg.keywords if sensitive else [k.lower() for k in seg.keywords]
                     count = len(wanted.intersection(keys))
                     if count:
-                        ranked.append((-count, order, seg, doc))
-                        order += 1
+                        ranked.append((-count, seg.index_node_hash, seg, doc))
+            # Dify orders chunks with as many matching keywords by the iteration order of its keyword table's
+            # sets: arbitrary, but the same for the same contents. The content hash models that (and does not
+            # depend on the order in which chunks were written).
             ranked.sort(key=lambda item: (item[0], item[1]))
             hits = [(seg, doc, 0.0) for _, _, seg, doc in ranked[:top_k]]
         else:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -27,7 +28,10 @@ import requests
 
 from airflow_provider_dify.testing import DifyEmulator
 
-TRANSCRIPTS = Path(__file__).resolve().parents[2].parent / "shared" / "dify-transcripts"
+#: shared/ beside the repository; DIFY_TRANSCRIPTS names another folder (a git worktree elsewhere).
+TRANSCRIPTS = Path(
+    os.environ.get("DIFY_TRANSCRIPTS") or Path(__file__).resolve().parents[2].parent / "shared" / "dify-transcripts"
+)
 FILES = ("dify-1.13.2-knowledge-api.md", "dify-1.13.2-metadata-tags-updates.md")
 
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -67,6 +71,9 @@ EXACT_KEYS = frozenset(
         "runtime_mode",
     }
 )
+#: Keys whose lists are compared as sets: the keywords Dify's jieba index extracted (it stores them as a set,
+#: so their order is arbitrary).
+SET_KEYS = frozenset({"keywords"})
 
 #: Steps where the emulator differs from the recording on purpose: (file, title) -> reason.
 KNOWN_DIFFERENCES: dict[tuple[str, str], str] = {}
@@ -229,6 +236,10 @@ def compare(
             diffs.append(f"{where}: keys differ (missing {missing}, extra {extra})")
         for name in expected.keys() & actual.keys():
             compare(expected[name], actual[name], f"{where}.{name}", diffs, key=name, partial=partial)
+        return
+    if key in SET_KEYS and isinstance(expected, list):
+        if not isinstance(actual, list) or set(map(str, expected)) != set(map(str, actual)):
+            diffs.append(f"{where}: expected the set {sorted(map(str, expected))}, got {actual!r}")
         return
     if isinstance(expected, list):
         if not isinstance(actual, list):
@@ -462,6 +473,10 @@ def test_comparison_is_strict() -> None:
     diffs = []
     compare({"data": [{"id": "1"}]}, {"data": [{"id": "2", "x": 1}]}, "body", diffs, partial=True)
     assert diffs == []
+    compare({"keywords": ["a", "b"]}, {"keywords": ["b", "a"]}, "body", diffs)  # Dify keeps them as a set
+    assert diffs == []
+    compare({"keywords": ["a", "b"]}, {"keywords": ["a", "c"]}, "body", diffs)
+    assert len(diffs) == 1
 
 
 def test_truncated_bodies_are_repaired() -> None:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_dify.operators._chunk_sync import chunk_content, key_of_chunk, plan_chunks
+from airflow_provider_dify.operators._chunk_sync import (
+    chunk_content,
+    key_of_chunk,
+    plan_chunks,
+    survivor_order,
+    text_of_legacy_chunk,
+)
 from airflow_provider_dify.operators._content import HASH_FIELD
 from airflow_provider_dify.operators._document_sync import SCOPE_FIELD, plan_documents
 from airflow_provider_dify.operators._records import RecordRenderer, RenderedRecord, render_all
@@ -102,33 +108,45 @@ def test_documents_plan_removes_extra_copies_of_a_name() -> None:
 
 
 def chunk(content: str, position: int, **fields: Any) -> dict[str, Any]:
-    return {"id": f"c{position}", "position": position, "content": content, "enabled": True, **fields}
+    return {"id": f"c{position}", "position": position, "content": content, "enabled": True, "created_at": 1, **fields}
 
 
-def test_key_line_round_trip() -> None:
+def test_a_chunk_is_the_record_s_text_and_nothing_else() -> None:
     [item] = rendered([{"id": "sku-1", "t": "Kettle\n"}], names=False)
-    content = chunk_content(item, keyed=True)
-    assert content == "Kettle\n\n[key: sku-1]"
-    assert key_of_chunk(content) == "sku-1"
+    assert chunk_content(item) == "Kettle"
+    assert key_of_chunk("Kettle\n\n[key: sku-1]") == "sku-1"  # chunks of earlier versions are still read
+    assert text_of_legacy_chunk("Kettle\n\n[key: sku-1]") == "Kettle"
     assert key_of_chunk("no key here") is None
-    assert chunk_content(item, keyed=False) == "Kettle"
 
 
-def test_keyed_chunk_plan() -> None:
+def test_content_addressed_plan() -> None:
     items = rendered([{"id": 1, "t": "one"}, {"id": 2, "t": "two, changed"}, {"id": 3, "t": "three"}], names=False)
     existing = [
         chunk("Products", 1),  # the header
-        chunk("two\n\n[key: 2]", 2),
-        chunk("three\n\n[key: 3]", 3),
-        chunk("three\n\n[key: 3]", 4),  # a copy left by an add whose answer was lost
-        chunk("gone\n\n[key: 9]", 5),
+        chunk("two", 2),  # record 2 before its change
+        chunk("three", 3, created_at=100),
+        chunk("three", 4, created_at=90),  # an older copy: it survives
+        chunk("gone", 5),
     ]
     plan = plan_chunks(items, existing, keyed=True, header="Products")
-    assert [wanted.key for wanted in plan.add] == ["1"]
-    assert [(wanted.key, old["id"]) for wanted, old in plan.update] == [("2", "c2")]
-    assert [wanted.key for wanted in plan.unchanged] == ["3"]
-    assert sorted(old["id"] for old in plan.delete) == ["c4", "c5"]
-    assert plan.kept == 1
+    assert sorted(wanted.content for wanted in plan.add) == ["one", "two, changed"]
+    assert plan.update == [] and [wanted.key for wanted in plan.unchanged] == ["3"]
+    assert sorted(old["id"] for old in plan.delete) == ["c2", "c3", "c5"]
+    assert plan.copies == 1 and plan.kept == 1
+
+
+def test_copies_survive_by_one_rule_whatever_the_listing_order() -> None:
+    items = rendered([{"id": 1, "t": "one"}], names=False)
+    copies = [
+        chunk("one", 1, id="b", created_at=10),
+        chunk("one", 2, id="a", created_at=10),  # same second: the smaller id survives
+        chunk("one", 3, id="0", created_at=11),
+        chunk("one", 4, id="z", created_at=5, enabled=False),  # disabled: never preferred
+    ]
+    for order in (copies, copies[::-1], copies[1:] + copies[:1]):
+        plan = plan_chunks(items, order, keyed=False, header="")
+        assert sorted(old["id"] for old in plan.delete) == ["0", "b", "z"] and plan.copies == 3
+        assert survivor_order(order[0]) != survivor_order(order[1])
 
 
 def test_content_chunk_plan() -> None:
@@ -141,18 +159,43 @@ def test_content_chunk_plan() -> None:
     assert len(plan.unchanged) == 1 and plan.kept == 1
 
 
+def test_chunks_of_earlier_versions_are_rewritten_in_place() -> None:
+    items = rendered([{"id": 1, "t": "one"}, {"id": 2, "t": "two, changed"}, {"id": 3, "t": "three"}], names=False)
+    existing = [
+        chunk("one\n\n[key: 1]", 1),
+        chunk("two\n\n[key: 2]", 2),  # changed since: rewritten with the new text
+        chunk("three", 3),  # already of the new form
+        chunk("three\n\n[key: 3]", 4),  # so this one is a copy
+        chunk("gone\n\n[key: 9]", 5),
+    ]
+    plan = plan_chunks(items, existing, keyed=True, header="")
+    assert sorted((wanted.key, old["id"]) for wanted, old in plan.update) == [("1", "c1"), ("2", "c2")]
+    assert plan.update[0][0].changes(plan.update[0][1]) == {"content": "one"}
+    assert sorted(old["id"] for old in plan.delete) == ["c4", "c5"] and plan.add == []
+    unkeyed = plan_chunks(rendered([{"id": 1, "t": "one"}], names=False), existing[:1], keyed=False, header="")
+    assert [old["id"] for _, old in unkeyed.update] == ["c1"]  # matched by its text
+
+
+def test_records_that_failed_to_render_protect_unclaimed_chunks() -> None:
+    items = rendered([{"id": 1, "t": "one"}], names=False)
+    existing = [chunk("one", 1), chunk("maybe the failed record's", 2), chunk("old\n\n[key: 7]", 3)]
+    plan = plan_chunks(items, existing, keyed=True, header="", keep_keys=["5"])
+    assert [old["id"] for old in plan.delete] == ["c3"] and plan.kept == 1
+    assert plan_chunks(items, existing, keyed=True, header="", keep_keys=["7"]).delete == []
+
+
 def test_chunk_plan_without_delete_missing_keeps_unknown_chunks() -> None:
     items = rendered([{"id": 1, "t": "one"}], names=False)
-    plan = plan_chunks(items, [chunk("stale\n\n[key: 7]", 1)], keyed=True, header="h", delete_missing=False)
+    plan = plan_chunks(items, [chunk("stale", 1)], keyed=True, header="h", delete_missing=False)
     assert plan.delete == [] and plan.kept == 1 and len(plan.add) == 1
 
 
 def test_chunk_plan_compares_user_keywords_only() -> None:
     [item] = rendered([{"id": 1, "t": "one", "k": "alpha,beta"}], names=False, keywords_field="k")
-    same = chunk("one\n\n[key: 1]", 1, keywords=["beta", "alpha"])
+    same = chunk("one", 1, keywords=["beta", "alpha"])
     assert len(plan_chunks([item], [same], keyed=True, header="h").unchanged) == 1
-    other = chunk("one\n\n[key: 1]", 1, keywords=["one"])
+    other = chunk("one", 1, keywords=["one"])
     plan = plan_chunks([item], [other], keyed=True, header="h")
-    assert plan.update[0][0].changes(other) == {"content": "one\n\n[key: 1]", "keywords": ["alpha", "beta"]}
+    assert plan.update[0][0].changes(other) == {"content": "one", "keywords": ["alpha", "beta"]}
     [plain] = rendered([{"id": 1, "t": "one"}], names=False)
     assert len(plan_chunks([plain], [other], keyed=True, header="h").unchanged) == 1  # Dify's keywords are its own
