@@ -103,6 +103,8 @@ def document_manifest(
                 "content_hash": result.content_hash,
             }
         )
+        if result.repaired is not None:
+            manifest["repaired"] = result.repaired  # the failed indexing state the document was rewritten from
     manifest.update(extra)
     manifest["console_url"] = url
     return manifest

@@ -344,7 +344,10 @@ class DifySyncDocumentsOperator(_RecordSyncOperator):
         url = self.push_console_url(context, dataset_id)
         rendered, failures = self._read_records(context)
         options = self._document_options(dataset)
-        listed = list(hook.iter_documents(dataset_id, keyword=self.name_prefix or None))
+        # With a scope and delete_missing the whole knowledge base is listed: a member renamed by hand is found by
+        # its scope value. Otherwise the name prefix narrows the listing.
+        keyword = None if scope is not None and self.delete_missing else self.name_prefix or None
+        listed = list(hook.iter_documents(dataset_id, keyword=keyword))
         hashes, hash_failures = self._hashes(rendered, dataset, options)
         failures += hash_failures
         writable = [record for record in rendered if record.name in hashes]
@@ -380,6 +383,7 @@ class DifySyncDocumentsOperator(_RecordSyncOperator):
             scope_field=self.scope_field,
             max_workers=self.max_workers,
             metadata_batch_size=self.metadata_batch_size,
+            name_prefix=self.name_prefix,
         )
         result = sync.run(plan, hashes, fields, on_progress=self._progress_logger())
         failed = failures + result.failed
