@@ -47,7 +47,9 @@ class PageWriter:
     :param create: documents (or chunks) created each time, named ``name_prefix`` + a counter.
     :param delete: documents (or chunks) deleted each time, picked at random (seeded) among those whose name
         (or content) starts with ``delete_prefix``.
-    :param delete_prefix: which documents or chunks may be deleted (default: ``name_prefix``).
+    :param delete_prefix: which documents or chunks may be deleted, or re-indexed (default: ``name_prefix``).
+    :param reindex: documents re-queued for indexing each time, picked like deletes (as another run's update
+        does: until indexed again, they answer updates with "Document is not available").
     :param times: how many listings it acts on (``None``: every one).
     :param name_prefix: the names (or contents) of what it creates.
     :param seed: the seed of the choice of deletes.
@@ -59,11 +61,13 @@ class PageWriter:
     create: int = 0
     delete: int = 0
     delete_prefix: str | None = None
+    reindex: int = 0
     times: int | None = 1
     name_prefix: str = "other-"
     seed: int | None = None
     created: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    reindexed: list[str] = field(default_factory=list)
     _counter: int = 0
     _rng: random.Random = field(default_factory=random.Random)
 
@@ -104,6 +108,11 @@ class PageWriter:
             for doc_id in self._rng.sample(candidates, min(self.delete, len(candidates))):
                 state.delete_document(ds, doc_id, now)
                 self.deleted.append(doc_id)
+                candidates.remove(doc_id)
+            for doc_id in self._rng.sample(candidates, min(self.reindex, len(candidates))):
+                doc = ds.documents[doc_id]
+                state.update_document(ds, doc, name=None, text=None, upload=None, values={}, now=now)
+                self.reindexed.append(doc_id)
             for _ in range(self.create):
                 self._counter += 1
                 values = {

@@ -333,6 +333,7 @@ class DifyEmulator:
         create: int = 0,
         delete: int = 0,
         delete_prefix: str | None = None,
+        reindex: int = 0,
         times: int | None = 1,
         name_prefix: str = "other-",
         seed: int | None = None,
@@ -341,7 +342,8 @@ class DifyEmulator:
         Another writer: right after page ``after_page`` of the document list of ``dataset_id`` (or of the chunk
         list of ``document_id``) is answered, it creates ``create`` documents (chunks) named (starting with)
         ``name_prefix`` + a counter and deletes ``delete`` of those whose name (content) starts with
-        ``delete_prefix`` (default ``name_prefix``), picked with ``seed``; ``times`` listings (``None``: all).
+        ``delete_prefix`` (default ``name_prefix``), picked with ``seed``, and re-queues ``reindex`` documents
+        of those for indexing (another run's update); ``times`` listings (``None``: all).
 
         :return: the writer; its ``created`` and ``deleted`` list the ids it wrote.
         """
@@ -352,6 +354,7 @@ class DifyEmulator:
             create=create,
             delete=delete,
             delete_prefix=delete_prefix,
+            reindex=reindex,
             times=times,
             name_prefix=name_prefix,
             seed=seed,

@@ -212,3 +212,141 @@ def test_two_document_syncs_on_one_scope_converge_exactly(dify_fast_retries: Any
             assert ids[name] == document_id, f"round {seed}: {name} lost its oldest copy"
         assert not deleted_ids(dify) & set(ids.values()), f"round {seed}: a wanted document was deleted"
         assert sum(len(m["deleted"]) for m in manifests) == len(deleted_ids(dify))
+
+
+def test_documents_another_run_re_indexes_are_written_within_the_task(dify_fast_retries: Any) -> None:
+    """'Document is not available' (another run re-queued it) is waited out, not a failure."""
+    dify = dify_fast_retries
+    dataset_id = dify.create_dataset("re-indexed")["id"]
+    run_sync(dataset_id, rows(10))
+    assert dify.wait_for_indexing()
+    ids = assert_exact(dify, dataset_id, rows(10))
+    dify.configure(indexing_seconds=0.15)
+    dify.reset_counters()
+    writer = dify.write_between_pages(dataset_id, reindex=4, delete_prefix="doc-", seed=7)
+    changed = rows(10, "v2")
+    manifest = run_sync(dataset_id, changed)
+    assert len(writer.reindexed) == 4
+    assert manifest["counts"]["updated"] == 10 and manifest["counts"]["failed"] == 0
+    assert dify.count("POST", "/datasets/{dataset_id}/documents/{document_id}/update-by-text", status=400) >= 1
+    assert dify.wait_for_indexing()
+    assert assert_exact(dify, dataset_id, changed) == ids
+
+
+def test_a_document_that_vanished_is_dropped_from_its_metadata_batch(dify_fast_retries: Any) -> None:
+    dify = dify_fast_retries
+    dataset_id = dify.create_dataset("vanished")["id"]
+    records = [{**row, "tier": "a"} for row in rows(6)]
+    run_sync(dataset_id, records, metadata_fields=["tier"])
+    assert dify.wait_for_indexing()
+    ids = assert_exact(dify, dataset_id, records)
+    dify.reset_counters()
+    # Right after the listing (one page), someone deletes doc-3.txt: the plan still writes its metadata.
+    writer = dify.write_between_pages(dataset_id, delete=1, delete_prefix="doc-3.txt")
+    retiered = [{**row, "tier": "b"} for row in records]
+    manifest = run_sync(dataset_id, retiered, metadata_fields=["tier"])
+    assert writer.deleted == [ids["doc-3.txt"]]
+    assert manifest["counts"]["failed"] == 0 and manifest["counts"]["updated"] == 6
+    assert dify.count("POST", "/datasets/{dataset_id}/documents/metadata", status=400) == 1
+    assert dify.count("POST", "/datasets/{dataset_id}/document/create-by-text") == 1  # doc-3 written again
+    assert dify.wait_for_indexing()
+    now = assert_exact(dify, dataset_id, retiered)
+    assert {name: id_ for name, id_ in now.items() if name != "doc-3.txt"} == {
+        name: id_ for name, id_ in ids.items() if name != "doc-3.txt"
+    }
+    assert {metadata_values(doc)["tier"] for doc in dify.documents(dataset_id)} == {"b"}
+
+
+def test_a_knowledge_base_deleted_mid_run_fails_the_task_at_once(dify_fast_retries: Any) -> None:
+    from airflow_provider_dify.exceptions import DifyDatasetNotFoundError
+
+    dify = dify_fast_retries
+    dataset = dify.create_dataset("deleted-mid-run")
+    dify.delete_dataset_after(
+        dataset["id"], requests=5, method="POST", route="/datasets/{dataset_id}/document/create-by-text"
+    )
+    with pytest.raises(DifyDatasetNotFoundError, match="'deleted-mid-run'") as raised:
+        run_sync(dataset["id"], rows(200), max_workers=4)
+    assert raised.value.dataset_id == dataset["id"] and raised.value.status == 404
+    assert dify.find_dataset("deleted-mid-run") is None
+    # Only the requests already on their way when it vanished were sent (4 workers), not the other 195.
+    calls = dify.calls
+    creates = [index for index, call in enumerate(calls) if call.path.endswith("/document/create-by-text")]
+    assert len(creates) >= 5
+    after = calls[creates[4] + 1 :]
+    assert len(after) <= 4 and all(call.status == 404 for call in after)
+
+
+@pytest.mark.dify_emulator(ignore_paging=True)
+def test_a_server_that_ignores_paging_is_read_completely_once(dify_emulator: Any) -> None:
+    from airflow_provider_dify.hooks.dify import DifyHook
+
+    dify = dify_emulator
+    dataset_id = dify.create_dataset("old-server")["id"]
+    for number in range(150):
+        dify.create_document(dataset_id, f"doc-{number}", f"text {number}", wait=False)
+    dify.complete_indexing()
+    holder = dify.create_document(dataset_id, "holder", "header")
+    hook = DifyHook()
+    hook.add_segments(dataset_id, holder["id"], [{"content": f"chunk {n}"} for n in range(250)])
+    dify.reset_counters()
+    assert len({doc["id"] for doc in hook.iter_documents(dataset_id)}) == 151
+    assert len([seg["id"] for seg in hook.iter_segments(dataset_id, holder["id"])]) == 251  # with the header chunk
+    assert dify.count("GET") == 2
+
+
+def test_scope_members_renamed_or_unscoped_by_hand(dify_emulator: Any) -> None:
+    """A member renamed by hand is still the scope's (its scope value), so it is deleted, not orphaned; one whose
+    scope value was removed is still the scope's by its name prefix, so it gets its scope value back."""
+    from airflow_provider_dify.hooks.dify import DifyHook
+    from airflow_provider_dify.operators._document_sync import SCOPE_FIELD
+
+    dify = dify_emulator
+    dataset_id = dify.create_dataset("hand-edits")["id"]
+    records = rows(4)
+    run_sync(dataset_id, records)
+    assert dify.wait_for_indexing()
+    ids = assert_exact(dify, dataset_id, records)
+    hook = DifyHook()
+    hook.update_document_by_text(dataset_id, ids["doc-1.txt"], name="renamed by a colleague")
+    scope_field = next(f for f in hook.list_metadata_fields(dataset_id)["doc_metadata"] if f["name"] == SCOPE_FIELD)
+    hook.delete_metadata_field(dataset_id, scope_field["id"])  # every document loses its scope value
+    dify.create_document(dataset_id, "doc-9.txt", "unscoped leftover")
+    assert dify.wait_for_indexing()
+    manifest = run_sync(dataset_id, records)
+    assert {entry["name"] for entry in manifest["deleted"]} == {"doc-9.txt"}
+    # The renamed one lost its scope value with the field, and its name left the prefix: no run owns it.
+    assert manifest["counts"]["created"] == 1
+    assert dify.wait_for_indexing()
+    assert_exact(dify, dataset_id, records)
+    assert {scope_of_doc(doc) for doc in dify.documents(dataset_id) if doc["name"].startswith("doc-")} == {"overlap"}
+    # Renamed while its scope value is there: deleted by the next run (its text lives in doc-2.txt too).
+    current = assert_exact(dify, dataset_id, records)
+    hook.update_document_by_text(dataset_id, current["doc-2.txt"], name="doc two, renamed")
+    assert dify.wait_for_indexing()
+    manifest = run_sync(dataset_id, records)
+    assert {entry["name"] for entry in manifest["deleted"]} == {"doc two, renamed"}
+    assert manifest["counts"]["created"] == 1
+    assert "doc two, renamed" not in stored(dify, dataset_id)
+
+
+def scope_of_doc(document: dict[str, Any]) -> Any:
+    from airflow_provider_dify.operators._document_sync import scope_of
+
+    return scope_of(document)
+
+
+def test_an_unchanged_re_run_reads_the_list_and_writes_nothing(dify_emulator: Any) -> None:
+    """The cost guard on a small scale: 250 unchanged documents = 1 dataset read + 3 list pages, 0 writes."""
+    dify = dify_emulator
+    dataset_id = dify.create_dataset("rerun-cost")["id"]
+    records = rows(250)
+    run_sync(dataset_id, records)
+    assert dify.wait_for_indexing()
+    dify.reset_counters()
+    manifest = run_sync(dataset_id, records)
+    assert manifest["counts"]["unchanged"] == 250
+    assert dify.write_count() == 0
+    assert dify.count("GET", "/datasets/{dataset_id}") == 1
+    assert dify.count("GET", "/datasets/{dataset_id}/documents") == 3
+    assert len(dify.calls) == 4
