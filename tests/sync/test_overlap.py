@@ -202,6 +202,10 @@ def test_two_document_syncs_on_one_scope_converge_exactly(dify_fast_retries: Any
         dataset_id = dify.create_dataset(f"two-syncs-{seed}")["id"]
         records = rows(rng.randint(6, 12))
         survivors = _seed_scope(dify, hook, dataset_id, rng, records)
+        before = dify.documents(dataset_id)
+        surplus = {doc["id"] for doc in before if doc["name"].startswith("doc-gone-")} | {
+            doc["id"] for doc in before if doc["name"] in survivors and doc["id"] != survivors[doc["name"]]
+        }
         dify.reset_counters()
         manifests = run_together([functools.partial(run_sync, dataset_id, records)] * 2)
         for manifest in manifests:
@@ -212,6 +216,7 @@ def test_two_document_syncs_on_one_scope_converge_exactly(dify_fast_retries: Any
             assert ids[name] == document_id, f"round {seed}: {name} lost its oldest copy"
         assert not deleted_ids(dify) & set(ids.values()), f"round {seed}: a wanted document was deleted"
         assert sum(len(m["deleted"]) for m in manifests) == len(deleted_ids(dify))
+        assert deleted_ids(dify) == surplus, f"round {seed}: deleted other than the extra copies and leftovers"
 
 
 def test_documents_another_run_re_indexes_are_written_within_the_task(dify_fast_retries: Any) -> None:
@@ -350,3 +355,25 @@ def test_an_unchanged_re_run_reads_the_list_and_writes_nothing(dify_emulator: An
     assert dify.count("GET", "/datasets/{dataset_id}") == 1
     assert dify.count("GET", "/datasets/{dataset_id}/documents") == 3
     assert len(dify.calls) == 4
+
+
+def test_chunks_added_and_deleted_between_list_pages_are_listed_once(dify_emulator: Any) -> None:
+    """The chunk list pages by position: adds land at the end, deletes shift later pages up."""
+    from airflow_provider_dify.hooks.dify import DifyHook
+
+    dify = dify_emulator
+    dataset_id = dify.create_dataset("chunk-pages")["id"]
+    holder = dify.create_document(dataset_id, "holder", "header")
+    hook = DifyHook()
+    hook.add_segments(dataset_id, holder["id"], [{"content": f"other-{n} early"} for n in range(5)])
+    hook.add_segments(dataset_id, holder["id"], [{"content": f"record {n}"} for n in range(150)])
+    for seed in range(ROUNDS):
+        kept = {seg["id"] for seg in dify.segments(dataset_id, holder["id"]) if seg["content"].startswith("record")}
+        writer = dify.write_between_pages(
+            dataset_id, document_id=holder["id"], create=2, delete=1, delete_prefix="other-", seed=seed
+        )
+        listed = [seg["id"] for seg in hook.iter_segments(dataset_id, holder["id"])]
+        assert len(listed) == len(set(listed))
+        assert kept <= set(listed)  # none of the untouched chunks hidden by the delete
+        assert set(writer.created) <= set(listed)
+        assert len(writer.deleted) == 1
