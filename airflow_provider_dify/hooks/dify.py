@@ -213,6 +213,10 @@ class DifyHook(BaseHook):
                     raise
         raise AssertionError("unreachable")  # pragma: no cover - tenacity reraises
 
+    def dataset_gone(self, dataset_id: str) -> bool:
+        """Whether a request of this hook to knowledge base ``dataset_id`` was answered 404 "Dataset not found."."""
+        return str(dataset_id) in self._missing_datasets
+
     def _refuse_missing_dataset(self, request: ApiRequest) -> None:
         dataset_id = dataset_id_of(request.path)
         if dataset_id is not None and dataset_id in self._missing_datasets:

@@ -203,6 +203,21 @@ class _RecordSyncOperator(DifyIndexingWaitOperator):
                 " refusing. Pass allow_empty_source=True if an empty source is expected."
             )
 
+    def _fail_if_dataset_gone(self, dataset: Mapping[str, Any]) -> None:
+        """Fail with :class:`~airflow_provider_dify.exceptions.DifyDatasetNotFoundError` when the knowledge base
+        was deleted while the task ran (the hook then sent nothing more to it)."""
+        from airflow_provider_dify.exceptions import DifyDatasetNotFoundError
+
+        dataset_id = str(dataset["id"])
+        if self.hook.dataset_gone(dataset_id):
+            raise DifyDatasetNotFoundError(
+                f"knowledge base {dataset.get('name')!r} ({dataset_id}) was deleted while the sync ran; the sync"
+                " stopped (recreate the knowledge base, then run the task again)",
+                dataset_id=dataset_id,
+                status=404,
+                code="not_found",
+            )
+
     def _finish(self, context: Context, manifest: dict[str, Any], what: str) -> dict[str, Any]:
         """Return the manifest, or push it to XCom (key ``manifest``) and fail when something failed."""
         failed = manifest["failed"]
@@ -671,6 +686,7 @@ class DifySyncChunksOperator(_RecordSyncOperator):
             )
             result.failed = []  # each pass re-reads Dify: only the last pass's failures stand
             sync.run(plan, result)
+            self._fail_if_dataset_gone(dataset)
             if not result.unknown_outcome:
                 break
             self.log.warning("Some chunk adds may or may not have happened; reading the chunks again")

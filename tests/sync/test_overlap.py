@@ -377,3 +377,28 @@ def test_chunks_added_and_deleted_between_list_pages_are_listed_once(dify_emulat
         assert kept <= set(listed)  # none of the untouched chunks hidden by the delete
         assert set(writer.created) <= set(listed)
         assert len(writer.deleted) == 1
+
+
+def test_a_knowledge_base_deleted_during_a_chunk_sync_fails_it_at_once(dify_fast_retries: Any) -> None:
+    from airflow_provider_dify.exceptions import DifyDatasetNotFoundError
+    from airflow_provider_dify.operators.sync import DifySyncChunksOperator
+
+    dify = dify_fast_retries
+    dataset_id = dify.create_dataset("chunks-deleted-mid-run")["id"]
+    add = "/datasets/{dataset_id}/documents/{document_id}/segments"
+    dify.delete_dataset_after(dataset_id, requests=3, method="POST", route=add)
+    operator = DifySyncChunksOperator(
+        task_id="chunks",
+        dataset_id=dataset_id,
+        document_name="holder",
+        records=[{"id": number, "t": f"record {number}"} for number in range(300)],
+        key_field="id",
+        text_template="{{ t }}",
+        batch_size=10,
+        indexing_technique="economy",
+    )
+    with pytest.raises(DifyDatasetNotFoundError, match="'chunks-deleted-mid-run'"):
+        operator.execute(minimal_context())
+    calls = dify.calls
+    adds = [index for index, call in enumerate(calls) if call.method == "POST" and call.route == add]
+    assert len(calls) - adds[2] - 1 <= operator.max_workers  # only the adds already on their way; 27 never sent
