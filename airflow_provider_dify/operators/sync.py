@@ -252,9 +252,13 @@ class DifySyncDocumentsOperator(_RecordSyncOperator):
     whether a document changed.
 
     A scope keeps DAGs and partitions from deleting each other's documents: with ``scope``, a document belongs
-    to the sync whose scope value it carries in the metadata field ``scope_field``; without it, the documents
-    whose name starts with ``name_prefix`` do. Names identify documents in a knowledge base, so give each
-    scope its own ``name_prefix`` as well; a name that another scope owns is reported, never overwritten.
+    to the sync whose scope value it carries in the metadata field ``scope_field`` (whatever its name), or,
+    carrying no scope value, when its name starts with ``name_prefix``; without ``scope``, the documents whose
+    name starts with ``name_prefix`` do. With ``scope`` and ``delete_missing`` the whole knowledge base is
+    listed, so that members renamed by hand are found. Runs that overlap (a backfill with
+    ``max_active_runs > 1``, another DAG, a colleague in the console) are safe: see docs/warehouse-sync.md.
+    Names identify documents in a knowledge base, so give each scope its own ``name_prefix`` as well; a name
+    that another scope owns is reported, never overwritten.
 
     A record that cannot be written is listed in the manifest and the task fails after the others are done
     (the manifest is then in XCom ``manifest``); a retry finishes the remainder: everything is read from Dify
