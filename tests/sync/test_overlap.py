@@ -409,6 +409,7 @@ def test_a_knowledge_base_deleted_during_a_chunk_sync_fails_it_at_once(dify_fast
         text_template="{{ t }}",
         batch_size=10,
         indexing_technique="economy",
+        poll_interval=0.05,
     )
     with pytest.raises(DifyDatasetNotFoundError, match="'chunks-deleted-mid-run'"):
         operator.execute(minimal_context())
