@@ -416,3 +416,68 @@ def test_a_knowledge_base_deleted_during_a_chunk_sync_fails_it_at_once(dify_fast
     calls = dify.calls
     adds = [index for index, call in enumerate(calls) if call.method == "POST" and call.route == add]
     assert len(calls) - adds[2] - 1 <= operator.max_workers  # only the adds already on their way; 27 never sent
+
+
+def _stale_plan(dify: Any, dataset_id: str, records: list[dict[str, Any]]) -> tuple[Any, Any, dict[str, str]]:
+    """A plan made from a listing read now, to be carried out after the knowledge base changed."""
+    from airflow_provider_dify.hooks.dify import DifyHook
+    from airflow_provider_dify.operators._document_sync import DocumentSync, needed_fields, plan_documents
+    from airflow_provider_dify.operators._records import RecordRenderer, render_all
+
+    hook = DifyHook()
+    dataset = hook.get_dataset(dataset_id)
+    rendered, failures = render_all(
+        RecordRenderer(key_field="id", name_prefix="doc-", text_template="{{ t }}"), records
+    )
+    assert failures == []
+    options = {"process_rule": None, "indexing_technique": "economy", "doc_form": None}
+    hashes = {record.name: record.content_hash({"process_rule": {"mode": "automatic"}}) for record in rendered}
+    listed = list(hook.iter_documents(dataset_id))
+    plan = plan_documents(rendered, hashes, listed, scope="overlap", name_prefix="doc-", delete_missing=True)
+    fields = needed_fields(hook, dataset_id, rendered, scope="overlap", scope_field="airflow_sync_scope")
+    sync = DocumentSync(hook, dataset, options=options, scope="overlap", name_prefix="doc-")
+    return plan, lambda: sync.run(plan, hashes, fields), hashes
+
+
+def test_a_copy_is_not_deleted_once_the_survivor_is_gone(dify_emulator: Any) -> None:
+    """Two runs never delete different copies and lose both: the survivor is looked up again before a delete."""
+    from airflow_provider_dify.hooks.dify import DifyHook
+
+    dify = dify_emulator
+    dataset_id = dify.create_dataset("copies")["id"]
+    records = rows(2)
+    run_sync(dataset_id, records)
+    assert dify.wait_for_indexing()
+    ids = assert_exact(dify, dataset_id, records)
+    path = dify_tmp("doc-1.txt", "record 1 v1")
+    DifyHook().create_document_by_file(
+        dataset_id, path, duplicate=False, indexing_technique="economy", process_rule={"mode": "automatic"}
+    )
+    assert dify.wait_for_indexing()
+    plan, carry_out, _ = _stale_plan(dify, dataset_id, records)
+    [copy] = plan.delete
+    assert copy["id"] != ids["doc-1.txt"]
+    DifyHook().delete_document(dataset_id, ids["doc-1.txt"])  # another run (or a colleague) removed the survivor
+    result = carry_out()
+    assert result.deleted == [] and result.failed == []
+    assert [doc["id"] for doc in stored(dify, dataset_id)["doc-1.txt"]] == [copy["id"]]  # the name still has one
+
+
+def test_a_document_that_left_the_scope_is_not_deleted(dify_emulator: Any) -> None:
+    from airflow_provider_dify.hooks.dify import DifyHook
+    from airflow_provider_dify.operators._document_sync import SCOPE_FIELD
+
+    dify = dify_emulator
+    dataset_id = dify.create_dataset("left-scope")["id"]
+    run_sync(dataset_id, rows(3))
+    assert dify.wait_for_indexing()
+    ids = assert_exact(dify, dataset_id, rows(3))
+    plan, carry_out, _ = _stale_plan(dify, dataset_id, rows(2))
+    assert [doc["name"] for doc in plan.delete] == ["doc-3.txt"]
+    hook = DifyHook()
+    field = next(f for f in hook.list_metadata_fields(dataset_id)["doc_metadata"] if f["name"] == SCOPE_FIELD)
+    operation = {"document_id": ids["doc-3.txt"], "metadata_list": [{**field, "value": "someone-else"}]}
+    hook.update_documents_metadata(dataset_id, [{**operation, "partial_update": True}])
+    result = carry_out()
+    assert result.deleted == []
+    assert "doc-3.txt" in stored(dify, dataset_id)
