@@ -189,3 +189,24 @@ class DifyIndexingTimeout(DifyIndexingError):
 
     The documents may still complete later: Dify keeps indexing them after the wait gives up.
     """
+
+
+class DifyDatasetNotFoundError(DifyNotFoundError):
+    """
+    HTTP 404 "Dataset not found.": the knowledge base named in the path does not exist (or was deleted while a
+    task ran). The hook then refuses further requests to that knowledge base at once, without sending them.
+
+    :param dataset_id: the id of the missing knowledge base (from the request path), when known.
+    """
+
+    def __init__(self, message: str, *, dataset_id: str | None = None, **kwargs: Any) -> None:
+        self.dataset_id = dataset_id
+        super().__init__(message, **kwargs)
+
+
+class DifyPaginationError(DifyInvalidResponseError):
+    """
+    A paged list did not page: a page longer than the ``limit`` asked for, or one repeating only items already
+    seen, without the listing being complete (servers around Dify 1.1-1.2 ignored ``page``/``limit``). Raised
+    instead of paging forever; upgrade the server, or read fewer items.
+    """

@@ -13,6 +13,7 @@ from airflow.providers.common.compat.sdk import BaseHook
 from airflow_provider_dify.exceptions import (
     DifyAuthenticationError,
     DifyConnectionError,
+    DifyDatasetNotFoundError,
     DifyError,
     DifyInvalidResponseError,
     DifyNotFoundError,
@@ -26,7 +27,8 @@ from airflow_provider_dify.hooks.connection import (
     DifyConnectionSettings,
 )
 from airflow_provider_dify.hooks.operations import MAX_PAGE_SIZE, ApiRequest, FileUpload
-from airflow_provider_dify.hooks.responses import connection_error, read_response
+from airflow_provider_dify.hooks.paging import PageGuard
+from airflow_provider_dify.hooks.responses import connection_error, dataset_id_of, read_response
 from airflow_provider_dify.hooks.retries import RequestThrottle, shared_throttle
 
 if TYPE_CHECKING:
@@ -89,6 +91,8 @@ class DifyHook(BaseHook):
         #: Sleep function used between retries (tests replace it to avoid real waits).
         self.sleep: Callable[[float], Any] = time.sleep
         self._use_alias: set[str] = set()
+        #: Knowledge bases that answered 404 "Dataset not found." to this hook: later requests fail at once.
+        self._missing_datasets: set[str] = set()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(dify_conn_id={self.dify_conn_id!r})"
@@ -191,6 +195,7 @@ class DifyHook(BaseHook):
         """
         import tenacity
 
+        self._refuse_missing_dataset(request)
         policy = self.settings.retry
         retrying = tenacity.Retrying(
             **policy.tenacity_arguments(request, sleep=self.sleep, before_sleep=self._log_retry)
@@ -199,12 +204,31 @@ class DifyHook(BaseHook):
             with attempt:
                 try:
                     return self._send_choosing_route(request)
-                except DifyNotFoundError:
+                except DifyNotFoundError as error:
+                    if isinstance(error, DifyDatasetNotFoundError) and error.dataset_id:
+                        self._missing_datasets.add(error.dataset_id)
                     if request.missing_is_success_on_retry and attempt.retry_state.attempt_number > 1:
                         log.info("%s: already gone after an earlier attempt; treated as done", request.operation)
                         return None
                     raise
         raise AssertionError("unreachable")  # pragma: no cover - tenacity reraises
+
+    def dataset_gone(self, dataset_id: str) -> bool:
+        """Whether a request of this hook to knowledge base ``dataset_id`` was answered 404 "Dataset not found."."""
+        return str(dataset_id) in self._missing_datasets
+
+    def _refuse_missing_dataset(self, request: ApiRequest) -> None:
+        dataset_id = dataset_id_of(request.path)
+        if dataset_id is not None and dataset_id in self._missing_datasets:
+            raise DifyDatasetNotFoundError(
+                f"knowledge base {dataset_id} does not exist any more (an earlier request of this task answered"
+                " 'Dataset not found.'; was it deleted while the task ran?); request not sent",
+                dataset_id=dataset_id,
+                status=404,
+                code="not_found",
+                method=request.method,
+                path=request.path,
+            )
 
     def _send_choosing_route(self, request: ApiRequest) -> Any:
         if request.alias is not None and request.operation in self._use_alias:
@@ -266,16 +290,25 @@ class DifyHook(BaseHook):
         log.warning("Attempt %d failed (%s); retrying in %.1f s", state.attempt_number, error, wait)
 
     def _paginate(self, make_request: Callable[[int, int], ApiRequest], page_size: int) -> Iterator[JsonDict]:
-        """Yield every item of a paged list. ``has_more`` is not trusted: Dify sets it when a page is full."""
-        page = 1
-        while True:
-            response = self.send(make_request(page, page_size)) or {}
-            data = response.get("data") or []
-            yield from data
-            total = _as_int(response.get("total"))
-            if len(data) < page_size or (total is not None and page * page_size >= total):
-                return
-            page += 1
+        """
+        Yield every item of a paged list once (by ``id``); see :class:`~.paging.PageGuard`.
+
+        ``has_more`` is not trusted (Dify sets it when a page is full). Items another writer shifts between
+        pages are yielded once; when the list's ``total`` moved while it was read, it is read again for the
+        items a delete may have shifted out of sight. A server that ignores ``page``/``limit`` ends the listing
+        with its complete answer, or with :class:`~airflow_provider_dify.exceptions.DifyPaginationError`.
+        """
+        guard = PageGuard(page_size)
+        while guard.start_pass():
+            page = 1
+            while True:
+                request = make_request(page, page_size)
+                response = self.send(request) or {}
+                fresh, more = guard.read(page, response, request)
+                yield from fresh
+                if not more:
+                    break
+                page += 1
 
     # -- datasets --------------------------------------------------------------------------------------------
 
@@ -655,9 +688,3 @@ def _never_connected(error: Exception) -> bool:
         reason = reason.reason
     return isinstance(reason, NewConnectionError)
 
-
-def _as_int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None

@@ -16,6 +16,7 @@ from airflow_provider_dify.exceptions import (
     DifyAuthenticationError,
     DifyConflictError,
     DifyConnectionError,
+    DifyDatasetNotFoundError,
     DifyDocumentNotReadyError,
     DifyError,
     DifyFileRejectedError,
@@ -142,6 +143,8 @@ def error_from_response(request: ApiRequest, status: int, headers: Mapping[str, 
     if status == 404:
         if any(marker in lowered for marker in _NOT_READY_MARKERS):
             return DifyDocumentNotReadyError(message, **kwargs)
+        if lowered.startswith("dataset not found"):
+            return DifyDatasetNotFoundError(message, dataset_id=dataset_id_of(request.path), **kwargs)
         return DifyNotFoundError(message, **kwargs)
     if status == 405:
         return DifyUnsupportedEndpointError(message, **kwargs)
@@ -165,6 +168,12 @@ def error_from_response(request: ApiRequest, status: int, headers: Mapping[str, 
     if 400 <= status < 500:
         return DifyValidationError(message, **kwargs)
     return DifyError(message, **kwargs)
+
+
+def dataset_id_of(path: str) -> str | None:
+    """The knowledge base id of a ``/datasets/{id}/...`` path, or ``None``."""
+    parts = path.split("/")
+    return parts[2] if len(parts) > 2 and parts[1] == "datasets" and parts[2] else None
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:

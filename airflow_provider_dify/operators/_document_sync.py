@@ -19,7 +19,12 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_dify.exceptions import DifyError
+from airflow_provider_dify.exceptions import (
+    DifyDatasetNotFoundError,
+    DifyDocumentNotReadyError,
+    DifyError,
+    DifyNotFoundError,
+)
 from airflow_provider_dify.operators._content import (
     HASH_FIELD,
     coerce_metadata,
@@ -29,7 +34,8 @@ from airflow_provider_dify.operators._content import (
     metadata_values,
     stored_hash,
 )
-from airflow_provider_dify.operators._documents import metadata_matches, write_document
+from airflow_provider_dify.operators._copies import document_survivor, usable_document
+from airflow_provider_dify.operators._documents import FAILED_INDEXING, metadata_matches, write_document
 
 if TYPE_CHECKING:
     from airflow_provider_dify.hooks.dify import DifyHook
@@ -47,8 +53,7 @@ def scope_of(document: Mapping[str, Any], scope_field: str = SCOPE_FIELD) -> str
     return None if value in (None, "") else str(value)
 
 
-def _usable(document: Mapping[str, Any]) -> bool:
-    return bool(document.get("enabled", True)) and not document.get("archived")
+_usable = usable_document
 
 
 @dataclass
@@ -63,6 +68,7 @@ class DocumentPlan:
     :param delete: documents of the scope that no record wants any more (and extra same-name copies).
     :param failures: records that cannot be written as they are (a name owned by another scope, a disabled
         or archived document with new content).
+    :param wanted: the names the source wants (a delete of one of them must be a true second copy).
     """
 
     create: list[RenderedRecord] = field(default_factory=list)
@@ -71,6 +77,7 @@ class DocumentPlan:
     unchanged: list[tuple[RenderedRecord, dict[str, Any]]] = field(default_factory=list)
     delete: list[dict[str, Any]] = field(default_factory=list)
     failures: list[dict[str, Any]] = field(default_factory=list)
+    wanted: set[str] = field(default_factory=set)
 
     @property
     def writes(self) -> int:
@@ -79,10 +86,19 @@ class DocumentPlan:
 
 
 def in_scope(document: Mapping[str, Any], *, scope: str | None, scope_field: str, name_prefix: str) -> bool:
-    """Whether a listed document belongs to the sync: its scope value, or (without a scope) its name prefix."""
+    """
+    Whether a listed document belongs to the sync.
+
+    With a ``scope``: the documents carrying that scope value, whatever their name (one renamed by hand stays a
+    member), and the documents carrying no scope value whose name starts with ``name_prefix`` (one whose scope
+    value was deleted by hand); never one carrying another scope's value. Without a scope: the documents whose
+    name starts with ``name_prefix``.
+    """
+    owner = scope_of(document, scope_field)
+    named = bool(name_prefix) and str(document.get("name") or "").startswith(name_prefix)
     if scope is not None:
-        return scope_of(document, scope_field) == scope
-    return bool(name_prefix) and str(document.get("name") or "").startswith(name_prefix)
+        return owner == scope or (owner is None and named)
+    return named
 
 
 def record_metadata(record: RenderedRecord, *, scope: str | None, scope_field: str) -> dict[str, Any]:
@@ -118,20 +134,26 @@ def plan_documents(
     :param delete_missing: delete documents of the scope that no record wants.
     :param keep_names: names never deleted (records that failed to render but still exist in the source).
     """
-    plan = DocumentPlan()
-    by_name: dict[str, list[dict[str, Any]]] = {}
-    for document in listed:
-        by_name.setdefault(str(document.get("name") or ""), []).append(dict(document))
     wanted_names = {record.name for record in records} | set(keep_names)
+    plan = DocumentPlan(wanted=wanted_names)
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    seen_ids: set[str] = set()
+    for document in listed:
+        document_id = str(document.get("id") or "")
+        if document_id and document_id in seen_ids:
+            continue  # one document seen twice (a page shift) is not a second copy
+        seen_ids.add(document_id)
+        by_name.setdefault(str(document.get("name") or ""), []).append(dict(document))
 
     for record in records:
         documents = by_name.get(record.name) or []
         if not documents:
             plan.create.append(record)
             continue
-        # Dify's same-name upsert reuses the enabled document: keep that one, treat other copies as extra.
-        documents.sort(key=lambda doc: (not _usable(doc), -float(doc.get("created_at") or 0)))
-        current, extras = documents[0], documents[1:]
+        # Every run keeps the same copy (see _copies.survivor_key): the oldest usable one, which Dify's
+        # same-name upsert reuses; the other copies are extra.
+        current, extras = document_survivor(documents)
+        assert current is not None
         owner = scope_of(current, scope_field)
         if scope is not None and owner is not None and owner != scope:
             plan.failures.append(
@@ -149,7 +171,7 @@ def plan_documents(
             plan.delete.extend(extra for extra in extras if _owned_or_unowned(extra, scope, scope_field))
         content_hash = hashes[record.name]
         metadata = wanted_metadata(record, content_hash, scope=scope, scope_field=scope_field)
-        content_same = stored_hash(current) == content_hash and current.get("indexing_status") != "error"
+        content_same = stored_hash(current) == content_hash and current.get("indexing_status") not in FAILED_INDEXING
         if content_same:
             if metadata_matches(current, metadata):
                 plan.unchanged.append((record, current))
@@ -260,6 +282,13 @@ class DocumentSync:
     :param scope: the scope value, kept in ``scope_field``.
     :param max_workers: parallel writes.
     :param metadata_batch_size: documents per metadata call.
+    :param name_prefix: the sync's name prefix (scope membership of a document without a scope value).
+
+    Other runs and people may write the same knowledge base meanwhile. A document another run is re-indexing
+    ("Document is not available"), or one that vanished, is read again and written within the task (up to
+    :data:`WRITE_ATTEMPTS` times); a document that vanished is dropped from its metadata batch, the rest of the
+    batch is written, and its record is written again. What the plan deletes is checked first (see
+    :meth:`delete_checked`). A knowledge base that disappears stops the run at the first 404 that says so.
     """
 
     def __init__(
@@ -272,8 +301,12 @@ class DocumentSync:
         scope_field: str = SCOPE_FIELD,
         max_workers: int = 4,
         metadata_batch_size: int = 100,
+        name_prefix: str = "",
     ) -> None:
         self.hook = hook
+        self.name_prefix = name_prefix
+        self._hashes: Mapping[str, str] = {}
+        self._fields: Mapping[str, Mapping[str, Any]] = {}
         self.dataset = dict(dataset)
         self.dataset_id = str(dataset["id"])
         self.options = dict(options)
@@ -316,10 +349,8 @@ class DocumentSync:
         """Write the plan; every failure is collected, none stops the others."""
         result = DocumentSyncResult(failed=list(plan.failures))
         pending: list[tuple[dict[str, Any], RenderedRecord, str, dict[str, Any]]] = []  # (op, record, kind, entry)
-
-        def metadata_for(record: RenderedRecord, document_id: str) -> dict[str, Any]:
-            values = wanted_metadata(record, hashes[record.name], scope=self.scope, scope_field=self.scope_field)
-            return metadata_operation(document_id, coerce_metadata(values, fields), fields)
+        self._hashes, self._fields = hashes, fields
+        metadata_for = self._metadata_for
 
         for record, document in plan.metadata_only:
             entry = {"key": record.key, "name": record.name, "id": str(document["id"]), "batch": None}
@@ -335,19 +366,22 @@ class DocumentSync:
         with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="dify-sync") as pool:
             futures: dict[Any, tuple[str, Any, Any]] = {}
             for record in plan.create:
-                future = pool.submit(self._write, record, None, hashes[record.name], fields)
+                future = pool.submit(self.write_converging, record, None)
                 futures[future] = ("created", record, None)
             for record, document in plan.update:
-                future = pool.submit(self._write, record, document, hashes[record.name], fields)
+                future = pool.submit(self.write_converging, record, document)
                 futures[future] = ("updated", record, document)
             for document in plan.delete:
-                future = pool.submit(self.hook.delete_document, self.dataset_id, str(document["id"]))
+                future = pool.submit(self.delete_checked, document, plan.wanted)
                 futures[future] = ("deleted", None, document)
             for future in as_completed(futures):
                 kind, record, document = futures[future]
                 done += 1
                 try:
                     written = future.result()
+                except DifyDatasetNotFoundError as error:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise self._dataset_gone(error) from error
                 except (DifyError, OSError, ValueError) as error:
                     operation = {"created": "create", "updated": "update", "deleted": "delete"}[kind]
                     result.failed.append(_failure(record, document, operation, str(error)))
@@ -355,7 +389,8 @@ class DocumentSync:
                     log.warning("%s of document %r failed: %s", operation, name, error)
                 else:
                     if kind == "deleted":
-                        result.deleted.append({"name": document.get("name"), "id": str(document["id"])})
+                        if written is not None:
+                            result.deleted.append({"name": document.get("name"), "id": str(document["id"])})
                     else:
                         entry = {
                             "key": record.key,
@@ -371,24 +406,169 @@ class DocumentSync:
         self._flush(pending, result)
         return result
 
+    def _metadata_for(self, record: RenderedRecord, document_id: str) -> dict[str, Any]:
+        values = wanted_metadata(record, self._hashes[record.name], scope=self.scope, scope_field=self.scope_field)
+        return metadata_operation(document_id, coerce_metadata(values, self._fields), self._fields)
+
+    def write_converging(self, record: RenderedRecord, existing: Mapping[str, Any] | None) -> Any:
+        """
+        Write one record's document, riding out what other runs do to it meanwhile.
+
+        A document that another run re-queued ("Document is not available") or that vanished is read again (by
+        id, then by name with the copy rule) and the write is repeated against what is there now, up to
+        :data:`WRITE_ATTEMPTS` times. When the document read again already holds the record's content (another
+        run wrote it), no content is written: only the metadata, as for every written document.
+        """
+        from airflow_provider_dify.operators._documents import DocumentWrite
+
+        content_hash = self._hashes[record.name]
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                return self._write(record, existing, content_hash, self._fields)
+            except DifyDatasetNotFoundError:
+                raise
+            except (DifyDocumentNotReadyError, DifyNotFoundError) as error:
+                if attempt == WRITE_ATTEMPTS:
+                    raise
+                log.info("Document %r changed under the sync (%s); reading it again", record.name, error.message)
+                existing = self.current_document(record.name, existing)
+                if existing is not None and not _usable(existing):
+                    raise
+                same = existing is not None and existing.get("name") == record.name
+                if same and stored_hash(existing) == content_hash:
+                    return DocumentWrite("updated", str(existing["id"]), record.name, None, content_hash)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def current_document(self, name: str, known: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        """The document of ``name`` as it is now: ``known`` read again by id, else the survivor of the name."""
+        if known is not None:
+            try:
+                return dict(self.hook.get_document(self.dataset_id, str(known["id"]), metadata="all"))
+            except DifyDatasetNotFoundError:
+                raise
+            except DifyNotFoundError:
+                pass
+        survivor, _extras = document_survivor(self.hook.find_documents_by_name(self.dataset_id, name))
+        return dict(survivor) if survivor is not None else None
+
+    def delete_checked(self, document: Mapping[str, Any], wanted: set[str]) -> dict[str, Any] | None:
+        """
+        Delete a document the plan deletes, after checking it again; return it, or ``None`` when it is kept.
+
+        The document is read by id (gone already: nothing to do). One whose name the source wants is deleted
+        only when it is a true second copy: the name, listed again, has a survivor by the copy rule with
+        another id. One whose name is not wanted is deleted only while it still belongs to the scope.
+        """
+        document_id = str(document["id"])
+        try:
+            fresh = dict(self.hook.get_document(self.dataset_id, document_id, metadata="all"))
+        except DifyDatasetNotFoundError:
+            raise
+        except DifyNotFoundError:
+            log.info("Document %r (%s) is already gone", document.get("name"), document_id)
+            return None
+        name = str(fresh.get("name") or document.get("name") or "")
+        owner = scope_of(fresh, self.scope_field)
+        if name in wanted:
+            survivor, _extras = document_survivor(self.hook.find_documents_by_name(self.dataset_id, name))
+            if survivor is None or str(survivor.get("id")) == document_id:
+                log.info("Document %r (%s) is the copy the sync keeps; not deleted", name, document_id)
+                return None
+            if self.scope is not None and owner is not None and owner != self.scope:
+                return None
+        elif not in_scope(fresh, scope=self.scope, scope_field=self.scope_field, name_prefix=self.name_prefix):
+            log.info("Document %r (%s) left the sync's scope meanwhile; not deleted", name, document_id)
+            return None
+        try:
+            self.hook.delete_document(self.dataset_id, document_id)
+        except DifyDatasetNotFoundError:
+            raise
+        except DifyNotFoundError:
+            return None  # deleted by another run meanwhile
+        return fresh
+
+    def _dataset_gone(self, error: DifyDatasetNotFoundError) -> DifyDatasetNotFoundError:
+        return DifyDatasetNotFoundError(
+            f"knowledge base {self.dataset.get('name')!r} ({self.dataset_id}) was deleted while the sync ran:"
+            f" {error.message}; the sync stopped (recreate the knowledge base, then run the task again)",
+            dataset_id=self.dataset_id,
+            status=error.status,
+            code=error.code,
+            method=error.method,
+            path=error.path,
+        )
+
     def _flush(
         self, pending: list[tuple[dict[str, Any], RenderedRecord, str, dict[str, Any]]], result: DocumentSyncResult
     ) -> None:
         while pending:
             batch = pending[: self.metadata_batch_size]
             del pending[: self.metadata_batch_size]
+            self._write_batch(batch, result, WRITE_ATTEMPTS)
+
+    def _write_batch(
+        self,
+        batch: list[tuple[dict[str, Any], RenderedRecord, str, dict[str, Any]]],
+        result: DocumentSyncResult,
+        attempts: int,
+    ) -> None:
+        """One metadata call; a document that vanished is dropped from it and its record written again."""
+        try:
+            self.hook.update_documents_metadata(self.dataset_id, [operation for operation, *_ in batch])
+        except DifyDatasetNotFoundError as error:
+            result.metadata_requests += 1
+            raise self._dataset_gone(error) from error
+        except DifyError as error:
+            result.metadata_requests += 1
+            if attempts > 1 and _document_missing(error):
+                self._without_vanished(batch, result, attempts - 1)
+                return
+            for _operation, record, _kind, entry in batch:
+                result.failed.append(
+                    _failure(record, {"id": entry["id"]}, "metadata", f"writing the content hash failed: {error}")
+                )
+            return
+        result.metadata_requests += 1
+        for _operation, _record, kind, entry in batch:
+            (result.created if kind == "created" else result.updated).append(entry)
+
+    def _without_vanished(
+        self,
+        batch: list[tuple[dict[str, Any], RenderedRecord, str, dict[str, Any]]],
+        result: DocumentSyncResult,
+        attempts: int,
+    ) -> None:
+        present, again = [], []
+        for item in batch:
+            _operation, record, kind, entry = item
             try:
-                self.hook.update_documents_metadata(self.dataset_id, [operation for operation, *_ in batch])
-            except DifyError as error:
-                for _operation, record, _kind, entry in batch:
-                    result.failed.append(
-                        _failure(record, {"id": entry["id"]}, "metadata", f"writing the content hash failed: {error}")
-                    )
-                continue
-            finally:
-                result.metadata_requests += 1
-            for _operation, _record, kind, entry in batch:
-                (result.created if kind == "created" else result.updated).append(entry)
+                self.hook.get_document(self.dataset_id, entry["id"], metadata="without")
+            except DifyDatasetNotFoundError as error:
+                raise self._dataset_gone(error) from error
+            except DifyNotFoundError:
+                log.info("Document %r (%s) vanished before its metadata was written", record.name, entry["id"])
+                try:
+                    written = self.write_converging(record, self.current_document(record.name, None))
+                except DifyDatasetNotFoundError as error:
+                    raise self._dataset_gone(error) from error
+                except (DifyError, OSError, ValueError) as error:
+                    result.failed.append(_failure(record, {"id": entry["id"]}, "update", str(error)))
+                    continue
+                entry = {**entry, "id": written.document_id, "batch": written.batch or entry.get("batch")}
+                again.append((self._metadata_for(record, written.document_id), record, kind, entry))
+            else:
+                present.append(item)
+        if present or again:
+            self._write_batch(present + again, result, attempts)
+
+
+#: Times one record's write is tried while other runs re-index or delete its document meanwhile.
+WRITE_ATTEMPTS = 3
+
+
+def _document_missing(error: DifyError) -> bool:
+    """Whether a metadata call failed because one of its documents does not exist (any more)."""
+    return isinstance(error, DifyNotFoundError) or "document not found" in (error.message or "").lower()
 
 
 def needed_fields(

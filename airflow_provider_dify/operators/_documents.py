@@ -49,6 +49,8 @@ ON_EXISTING: tuple[str, ...] = ("update", "skip", "error")
 ACTIONS: tuple[str, ...] = ("created", "updated", "metadata_updated", "unchanged", "skipped")
 #: The process rule sent when none is given: Dify's automatic segmentation.
 DEFAULT_PROCESS_RULE: dict[str, Any] = {"mode": "automatic"}
+#: Indexing states that ended without an index: a document in one of them is rewritten even if unchanged.
+FAILED_INDEXING: tuple[str, ...] = ("error", "paused", "stopped")
 #: Dify keeps at most this many characters of a document name.
 MAX_DOCUMENT_NAME = 200
 #: Bytes copied at a time when a remote file is downloaded before its upload.
@@ -319,6 +321,8 @@ class DocumentWrite:
     :param name: the document's name.
     :param batch: the batch of the create or update call (``None`` when no content was written).
     :param content_hash: the hash of the content and its indexing settings.
+    :param repaired: the indexing state (``error``, ``paused``, ``stopped``) of an existing document that was
+        rewritten because its indexing had ended there, ``None`` otherwise.
     """
 
     action: str
@@ -326,6 +330,7 @@ class DocumentWrite:
     name: str
     batch: str | None
     content_hash: str
+    repaired: str | None = None
 
     @property
     def indexing(self) -> bool:
@@ -385,6 +390,10 @@ def write_document(
     * ``existing`` with other content: ``on_existing="update"`` replaces its text or file (update-by-text or
       update-by-file, same id) then sets metadata and hash: ``updated``; ``"skip"`` leaves it: ``skipped``;
       ``"error"`` raises.
+    * ``existing`` whose indexing ended in ``error``, ``paused`` or ``stopped`` (see :data:`FAILED_INDEXING`)
+      is rewritten even when its content is unchanged (unless ``on_existing`` is ``skip``): through Dify's
+      same-name upsert (same id, new batch), since Dify updates only available documents; the result's
+      ``repaired`` names the state it was in.
 
     Everything is checked before the first request: text xor file, the technique and form (see
     :func:`document_options`), the metadata, and that an existing document is available for an update.
@@ -445,7 +454,8 @@ def write_document(
         return DocumentWrite("created", document_id, created_name, answer.get("batch"), content_hash)
 
     document_id = str(existing["id"])
-    same_content = stored_hash(existing) == content_hash and existing.get("name") == name
+    failed = str(existing.get("indexing_status")) if existing.get("indexing_status") in FAILED_INDEXING else None
+    same_content = stored_hash(existing) == content_hash and existing.get("name") == name and failed is None
     if same_content:
         if metadata_matches(existing, values):
             log.info("Document %r (%s) is unchanged; nothing written", name, document_id)
@@ -465,6 +475,20 @@ def write_document(
             " (on_existing='error'); use on_existing='update' to replace it or 'skip' to keep it.",
             status=409,
         )
+    if failed is not None and existing.get("name") == name and existing.get("enabled", True):
+        if existing.get("archived"):
+            raise _not_available(existing, name)
+        # Dify updates only available documents; the same-name upsert rewrites this one (same id, new batch).
+        fields = metadata_fields_for(hook, dataset_id, with_hash, metadata_fields)
+        if text is not None:
+            answer = hook.create_document_by_text(dataset_id, name, text, **options)
+        else:
+            answer = hook.create_document_by_file(dataset_id, file_path, filename=name, **options)  # type: ignore[arg-type]
+        document_id = str((answer.get("document") or {}).get("id") or document_id)
+        if set_metadata:
+            write_metadata(hook, dataset_id, document_id, with_hash, fields)
+        log.info("Rewrote document %r (%s): its indexing had ended in %r", name, document_id, failed)
+        return DocumentWrite("updated", document_id, name, answer.get("batch"), content_hash, repaired=failed)
     status = existing.get("display_status")
     if status is not None and status != "available":
         raise _not_available(existing, name)

@@ -103,6 +103,8 @@ def document_manifest(
                 "content_hash": result.content_hash,
             }
         )
+        if result.repaired is not None:
+            manifest["repaired"] = result.repaired  # the failed indexing state the document was rewritten from
     manifest.update(extra)
     manifest["console_url"] = url
     return manifest
@@ -173,7 +175,9 @@ class DifyCreateDocumentOperator(_DocumentWriteOperator):
     create-by-file). When one exists (the newest, if several), the content hash kept in its Dify metadata
     (field ``airflow_content_hash``) tells whether the content changed: if not, nothing is written, so a
     retry, a cleared task or a backfill over unchanged data makes no write; if so, ``on_existing`` decides.
-    The hash covers the text or the file's bytes plus the process rule and language.
+    The hash covers the text or the file's bytes plus the process rule and language. A document whose indexing
+    ended in ``error``, ``paused`` or ``stopped`` is rewritten even when unchanged (Dify's same-name upsert: same
+    id, new batch), and the manifest then holds ``repaired`` (that state).
 
     Returns (XCom) ``{dataset_id, dataset_name, document_id, document_name, document_ids, batch, action,
     content_hash, console_url}`` (plus ``indexing``, the per-document results, with ``wait_for_indexing``);
@@ -294,8 +298,10 @@ class DifyUpdateDocumentOperator(_DocumentWriteOperator):
 
     Uses the same change detection as :class:`DifyCreateDocumentOperator`: when the content hash kept in the
     document's metadata matches, nothing is written. Dify updates only ``available`` documents: one that is
-    still indexing, disabled, archived or failed makes the task fail with a message saying which, before
-    anything is sent. The document keeps its id; Dify re-indexes it and drops chunks added by hand.
+    still indexing, disabled or archived makes the task fail with a message saying which, before anything is
+    sent. One whose indexing ended in ``error``, ``paused`` or ``stopped`` is rewritten (even when unchanged)
+    through Dify's same-name upsert, unless it is being renamed; the manifest then holds ``repaired``. The
+    document keeps its id; Dify re-indexes it and drops chunks added by hand.
 
     Returns (XCom) the same manifest as :class:`DifyCreateDocumentOperator` (``action`` ``updated``,
     ``metadata_updated`` or ``unchanged``).

@@ -203,6 +203,21 @@ class _RecordSyncOperator(DifyIndexingWaitOperator):
                 " refusing. Pass allow_empty_source=True if an empty source is expected."
             )
 
+    def _fail_if_dataset_gone(self, dataset: Mapping[str, Any]) -> None:
+        """Fail with :class:`~airflow_provider_dify.exceptions.DifyDatasetNotFoundError` when the knowledge base
+        was deleted while the task ran (the hook then sent nothing more to it)."""
+        from airflow_provider_dify.exceptions import DifyDatasetNotFoundError
+
+        dataset_id = str(dataset["id"])
+        if self.hook.dataset_gone(dataset_id):
+            raise DifyDatasetNotFoundError(
+                f"knowledge base {dataset.get('name')!r} ({dataset_id}) was deleted while the sync ran; the sync"
+                " stopped (recreate the knowledge base, then run the task again)",
+                dataset_id=dataset_id,
+                status=404,
+                code="not_found",
+            )
+
     def _finish(self, context: Context, manifest: dict[str, Any], what: str) -> dict[str, Any]:
         """Return the manifest, or push it to XCom (key ``manifest``) and fail when something failed."""
         failed = manifest["failed"]
@@ -237,9 +252,13 @@ class DifySyncDocumentsOperator(_RecordSyncOperator):
     whether a document changed.
 
     A scope keeps DAGs and partitions from deleting each other's documents: with ``scope``, a document belongs
-    to the sync whose scope value it carries in the metadata field ``scope_field``; without it, the documents
-    whose name starts with ``name_prefix`` do. Names identify documents in a knowledge base, so give each
-    scope its own ``name_prefix`` as well; a name that another scope owns is reported, never overwritten.
+    to the sync whose scope value it carries in the metadata field ``scope_field`` (whatever its name), or,
+    carrying no scope value, when its name starts with ``name_prefix``; without ``scope``, the documents whose
+    name starts with ``name_prefix`` do. With ``scope`` and ``delete_missing`` the whole knowledge base is
+    listed, so that members renamed by hand are found. Runs that overlap (a backfill with
+    ``max_active_runs > 1``, another DAG, a colleague in the console) are safe: see docs/warehouse-sync.md.
+    Names identify documents in a knowledge base, so give each scope its own ``name_prefix`` as well; a name
+    that another scope owns is reported, never overwritten.
 
     A record that cannot be written is listed in the manifest and the task fails after the others are done
     (the manifest is then in XCom ``manifest``); a retry finishes the remainder: everything is read from Dify
@@ -344,7 +363,10 @@ class DifySyncDocumentsOperator(_RecordSyncOperator):
         url = self.push_console_url(context, dataset_id)
         rendered, failures = self._read_records(context)
         options = self._document_options(dataset)
-        listed = list(hook.iter_documents(dataset_id, keyword=self.name_prefix or None))
+        # With a scope and delete_missing the whole knowledge base is listed: a member renamed by hand is found by
+        # its scope value. Otherwise the name prefix narrows the listing.
+        keyword = None if scope is not None and self.delete_missing else self.name_prefix or None
+        listed = list(hook.iter_documents(dataset_id, keyword=keyword))
         hashes, hash_failures = self._hashes(rendered, dataset, options)
         failures += hash_failures
         writable = [record for record in rendered if record.name in hashes]
@@ -380,6 +402,7 @@ class DifySyncDocumentsOperator(_RecordSyncOperator):
             scope_field=self.scope_field,
             max_workers=self.max_workers,
             metadata_batch_size=self.metadata_batch_size,
+            name_prefix=self.name_prefix,
         )
         result = sync.run(plan, hashes, fields, on_progress=self._progress_logger())
         failed = failures + result.failed
@@ -647,19 +670,26 @@ class DifySyncChunksOperator(_RecordSyncOperator):
         self._write_document_metadata(dataset_id, document)
         sync = ChunkSync(hook, dataset_id, document_id, batch_size=self.batch_size, max_workers=self.max_workers)
         keep_keys = [failure["key"] for failure in failures if failure.get("key")]
-        first_plan, result = reconcile(
-            sync,
-            lambda chunks: plan_chunks(
-                rendered,
-                chunks,
-                keyed=self.key_field is not None,
-                header=self._header(),
-                delete_missing=self.delete_missing,
-                keep_keys=keep_keys,
-            ),
-            repair_passes=self.repair_passes,
-            check_first_plan=lambda plan: self._refuse_emptying(rendered, failures, len(plan.delete), "chunks"),
-        )
+        from airflow_provider_dify.exceptions import DifyDatasetNotFoundError
+
+        try:
+            first_plan, result = reconcile(
+                sync,
+                lambda chunks: plan_chunks(
+                    rendered,
+                    chunks,
+                    keyed=self.key_field is not None,
+                    header=self._header(),
+                    delete_missing=self.delete_missing,
+                    keep_keys=keep_keys,
+                ),
+                repair_passes=self.repair_passes,
+                check_first_plan=lambda plan: self._refuse_emptying(rendered, failures, len(plan.delete), "chunks"),
+            )
+        except DifyDatasetNotFoundError:
+            self._fail_if_dataset_gone(dataset)
+            raise
+        self._fail_if_dataset_gone(dataset)
         passes = result.passes
         wanted = len(first_plan.add) + len(first_plan.update) + len(first_plan.unchanged)
         failed_writes = [{k: v for k, v in failure.items() if k != "unknown_outcome"} for failure in result.failed]

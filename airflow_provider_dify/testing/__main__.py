@@ -44,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--reset-rate", type=float, default=0.0, help="share of connections reset")
     parser.add_argument("--latency-seconds", type=float, default=0.0, help="delay added to every request")
     parser.add_argument("--seed", type=int, default=None, help="seed of the fault generator")
+    parser.add_argument(
+        "--ignore-paging", action="store_true", help="answer every item on every list page (Dify ~1.1-1.2)"
+    )
     return parser
 
 
@@ -66,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         reset_rate=args.reset_rate,
         latency_seconds=args.latency_seconds,
         seed=args.seed,
+        ignore_paging=args.ignore_paging,
     )
     emulator.start()
     print(f"Dify emulator (server version {emulator.config.server_version}) listening")

@@ -59,6 +59,9 @@ class EmulatorConfig:
     :param reset_rate: share of requests whose connection is reset without an answer (before processing).
     :param latency_seconds: delay added to every request.
     :param seed: seed of the random generator used by ``fault_rate`` and ``reset_rate``.
+    :param ignore_paging: answer every item of the document, chunk and child-chunk lists on every page,
+        whatever ``page`` and ``limit`` ask, as servers around Dify 1.1-1.2 did (langgenius/dify issues 16588,
+        17814); ``has_more`` is then true whenever more items exist than the ``limit`` asked for.
     """
 
     api_key: str | None = None
@@ -82,6 +85,7 @@ class EmulatorConfig:
     reset_rate: float = 0.0
     latency_seconds: float = 0.0
     seed: int | None = None
+    ignore_paging: bool = False
 
     def __post_init__(self) -> None:
         self.validate()

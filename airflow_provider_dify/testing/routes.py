@@ -29,6 +29,7 @@ from airflow_provider_dify.testing.errors import (
     validation_errors,
     validation_message,
 )
+from airflow_provider_dify.testing.interference import page_window
 from airflow_provider_dify.testing.models import BUILT_IN_FIELDS, Dataset, Document
 from airflow_provider_dify.testing.multipart import Part
 from airflow_provider_dify.testing.state import DEFAULT_EMBEDDING_MODEL, EmulatorState
@@ -502,9 +503,9 @@ def list_documents(ctx: Ctx) -> Response:
     per_page = min(max(limit, 1), 100)
     docs = ctx.state.list_documents(ctx.dataset, req.arg("keyword"), req.arg("status"), ctx.now)
     start = (max(page, 1) - 1) * per_page
-    data = [document_view(ctx.dataset, doc, ctx.now) for doc in docs[start : start + per_page]]
+    data = [document_view(ctx.dataset, doc, ctx.now) for doc in page_window(ctx, docs, start, per_page)]
     return ok(
-        {"data": data, "has_more": len(data) == limit, "limit": limit, "total": len(docs), "page": page}
+        {"data": data, "has_more": len(data) >= limit, "limit": limit, "total": len(docs), "page": page}
     )
 
 
@@ -644,13 +645,13 @@ def list_segments(ctx: Ctx) -> Response:
         needle = keyword.lower()
         segments = [s for s in segments if needle in s.content.lower()]
     start = (max(page, 1) - 1) * limit
-    data = [segment_view(seg, doc, ctx.now) for seg in segments[start : start + limit]]
+    data = [segment_view(seg, doc, ctx.now) for seg in page_window(ctx, segments, start, limit)]
     return ok(
         {
             "data": data,
             "doc_form": doc.doc_form,
             "total": len(segments),
-            "has_more": len(data) == limit,
+            "has_more": len(data) >= limit,
             "limit": limit,
             "page": page,
         }
@@ -699,7 +700,7 @@ def list_child_chunks(ctx: Ctx) -> Response:
     total = len(chunks)
     return ok(
         {
-            "data": [child_chunk_view(c) for c in chunks[start : start + limit]],
+            "data": [child_chunk_view(c) for c in page_window(ctx, chunks, start, limit)],
             "total": total,
             "total_pages": (total + limit - 1) // limit,
             "page": page,

@@ -28,6 +28,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from airflow_provider_dify.testing.config import EmulatorConfig
 from airflow_provider_dify.testing.errors import NOT_FOUND_HTML, ApiError, internal_error
+from airflow_provider_dify.testing.interference import DatasetDeleter, PageWriter, run_interference
 from airflow_provider_dify.testing.multipart import BodyError, BodyReader, boundary_of, parse_multipart
 from airflow_provider_dify.testing.routes import JSON, Ctx, Endpoint, Match, Request, Response, Router
 from airflow_provider_dify.testing.state import EmulatorState
@@ -173,6 +174,7 @@ class DifyEmulator:
         self.router = Router()
         self._calls: list[Call] = []
         self._faults: list[_Fault] = []
+        self._writers: list[PageWriter | DatasetDeleter] = []
         self._rng = random.Random(self.config.seed)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -293,6 +295,7 @@ class DifyEmulator:
             self.state.clock_offset = 0.0
             self._calls.clear()
             self._faults.clear()
+            self._writers.clear()
             self._rng = random.Random(self.config.seed)
 
     def reset_counters(self) -> None:
@@ -322,6 +325,57 @@ class DifyEmulator:
             raise ValueError("status must be an HTTP status code or 'reset'")
         with self.lock:
             self._faults.append(_Fault(int(count), status, method, route, after_processing))
+
+    def write_between_pages(
+        self,
+        dataset_id: str,
+        *,
+        document_id: str | None = None,
+        after_page: int = 1,
+        create: int = 0,
+        delete: int = 0,
+        delete_prefix: str | None = None,
+        reindex: int = 0,
+        times: int | None = 1,
+        name_prefix: str = "other-",
+        seed: int | None = None,
+    ) -> PageWriter:
+        """
+        Another writer: right after page ``after_page`` of the document list of ``dataset_id`` (or of the chunk
+        list of ``document_id``) is answered, it creates ``create`` documents (chunks) named (starting with)
+        ``name_prefix`` + a counter and deletes ``delete`` of those whose name (content) starts with
+        ``delete_prefix`` (default ``name_prefix``), picked with ``seed``, and re-queues ``reindex`` documents
+        of those for indexing (another run's update); ``times`` listings (``None``: all).
+
+        :return: the writer; its ``created`` and ``deleted`` list the ids it wrote.
+        """
+        writer = PageWriter(
+            dataset_id,
+            document_id=document_id,
+            after_page=after_page,
+            create=create,
+            delete=delete,
+            delete_prefix=delete_prefix,
+            reindex=reindex,
+            times=times,
+            name_prefix=name_prefix,
+            seed=seed,
+        )
+        with self.lock:
+            self._writers.append(writer)
+        return writer
+
+    def delete_dataset_after(
+        self, dataset_id: str, *, requests: int = 1, method: str | None = None, route: str | None = None
+    ) -> DatasetDeleter:
+        """
+        Delete knowledge base ``dataset_id`` right after ``requests`` requests to it (optionally only those with
+        ``method`` and/or to the route template ``route``) were answered, as someone would in the console.
+        """
+        deleter = DatasetDeleter(dataset_id, after=requests, method=method, route=route)
+        with self.lock:
+            self._writers.append(deleter)
+        return deleter
 
     def clear_faults(self) -> None:
         """Forget pending ``fail_next`` faults."""
@@ -607,7 +661,10 @@ class DifyEmulator:
                         state.check_sandbox()
                     if endpoint.rate_limited:
                         state.check_rate_limit(now)
-                    return endpoint.handler(ctx)
+                    response = endpoint.handler(ctx)
+                    if self._writers:
+                        run_interference(self._writers, endpoint.template, request, state, now)
+                    return response
                 finally:
                     if request.method not in ("GET", "HEAD", "OPTIONS"):
                         state.bump()

@@ -238,6 +238,7 @@ def test_files_from_object_storage_update_only_when_changed(
 
     (docs / "returns.txt").write_text("Returns are free within 60 days.\n")
     (docs / "guides" / "setup.md").unlink()
+    assert dify_emulator.wait_for_indexing()  # updated by id only once available (else Dify's same-name upsert)
     dify_emulator.reset_counters()
     third = xcom_value(run(dag), "sync")
     assert (third["counts"]["updated"], third["counts"]["deleted"]) == (1, 1)

@@ -101,10 +101,38 @@ def test_documents_plan_failed_records_are_never_deleted() -> None:
 
 def test_documents_plan_removes_extra_copies_of_a_name() -> None:
     items = rendered([{"id": 1, "t": "one"}], name_prefix="p-")
-    current = listed("p-1", items[0].content_hash(), "s", created_at=2)
-    copy = dict(listed("p-1", None, None, created_at=1), id="copy")
-    plan = plan_documents(items, hashes_of(items), [copy, current], scope="s", name_prefix="p-", delete_missing=True)
+    oldest = listed("p-1", items[0].content_hash(), "s", created_at=1)
+    copy = dict(listed("p-1", None, None, created_at=2), id="copy")
+    plan = plan_documents(items, hashes_of(items), [copy, oldest], scope="s", name_prefix="p-", delete_missing=True)
     assert [doc["id"] for doc in plan.delete] == ["copy"] and len(plan.unchanged) == 1
+
+
+def test_documents_plan_keeps_the_same_copy_whatever_the_listing_order() -> None:
+    items = rendered([{"id": 1, "t": "one"}], name_prefix="p-")
+    copies = [dict(listed("p-1", None, "s", created_at=5), id=name) for name in ("b", "a", "c")]
+    for order in (copies, copies[::-1], copies[1:] + copies[:1]):
+        plan = plan_documents(items, hashes_of(items), order, scope="s", name_prefix="p-", delete_missing=True)
+        assert sorted(doc["id"] for doc in plan.delete) == ["b", "c"]  # same age: the smaller id survives
+        assert [document["id"] for _record, document in plan.update] == ["a"]
+
+
+def test_documents_plan_takes_a_document_listed_twice_for_one_document() -> None:
+    items = rendered([{"id": 1, "t": "one"}], name_prefix="p-")
+    document = listed("p-1", items[0].content_hash(), "s", created_at=1)
+    plan = plan_documents(items, hashes_of(items), [document, dict(document)], scope="s", delete_missing=True)
+    assert plan.delete == [] and len(plan.unchanged) == 1
+
+
+def test_documents_plan_scope_members_renamed_or_without_scope_value() -> None:
+    items = rendered([{"id": 1, "t": "one"}], name_prefix="p-")
+    renamed = listed("renamed by hand", "sha256:x", "s")
+    unscoped = listed("p-7", "sha256:y", None)
+    foreign = listed("p-8", "sha256:z", "other")
+    other = listed("notes", None, None)
+    plan = plan_documents(
+        items, hashes_of(items), [renamed, unscoped, foreign, other], scope="s", name_prefix="p-", delete_missing=True
+    )
+    assert sorted(doc["name"] for doc in plan.delete) == ["p-7", "renamed by hand"]
 
 
 def chunk(content: str, position: int, **fields: Any) -> dict[str, Any]:

@@ -435,6 +435,7 @@ def _cases(tmp_path: Path) -> dict[str, Case]:
 #: Public DifyHook members that are not Knowledge API calls.
 NOT_API_CALLS = {
     "close",
+    "dataset_gone",
     "get_conn",
     "get_connection_form_widgets",
     "get_ui_field_behaviour",

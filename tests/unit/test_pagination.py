@@ -150,3 +150,99 @@ def test_every_iterator_pages_the_same_way(hook: DifyHook, requests_mock: Any, i
     )
     assert [item["id"] for item in iterate(hook)] == ["a", "b"]
     assert _pages_requested(requests_mock) == [1, 2]
+
+
+# -- lists that move or do not page ------------------------------------------------------------------------------
+
+
+def test_an_item_a_create_shifted_onto_the_next_page_is_yielded_once(hook: DifyHook, requests_mock: Any) -> None:
+    docs = _documents(4)
+    new = _documents(1, start=9)
+    requests_mock.get(
+        DOCUMENTS_URL,
+        [
+            {"json": _page(docs[0:2], 1, 2, 4, True)},
+            {"json": _page(docs[1:3], 2, 2, 5, True)},  # one created meanwhile: doc-1 comes again
+            {"json": _page(docs[3:4], 3, 2, 5, False)},
+            {"json": _page(new + docs[0:1], 1, 2, 5, True)},  # the re-read a moved total asks for
+            {"json": _page(docs[1:3], 2, 2, 5, True)},
+            {"json": _page(docs[3:4], 3, 2, 5, False)},
+        ],
+    )
+    ids = [doc["id"] for doc in hook.iter_documents(DATASET_ID, page_size=2)]
+    assert ids == ["doc-0", "doc-1", "doc-2", "doc-3", "doc-9"]
+    assert _pages_requested(requests_mock) == [1, 2, 3, 1, 2, 3]
+
+
+def test_an_item_a_delete_shifted_out_of_sight_is_found_by_a_second_pass(hook: DifyHook, requests_mock: Any) -> None:
+    docs = _documents(4)
+    requests_mock.get(
+        DOCUMENTS_URL,
+        [
+            {"json": _page(docs[0:2], 1, 2, 4, True)},
+            {"json": _page(docs[3:4], 2, 2, 3, False)},  # doc-1 deleted meanwhile: doc-2 moved to page 1
+            {"json": _page([docs[0], docs[2]], 1, 2, 3, True)},
+            {"json": _page(docs[3:4], 2, 2, 3, False)},
+        ],
+    )
+    ids = [doc["id"] for doc in hook.iter_documents(DATASET_ID, page_size=2)]
+    assert ids == ["doc-0", "doc-1", "doc-3", "doc-2"]
+    assert _pages_requested(requests_mock) == [1, 2, 1, 2]
+
+
+def test_an_unchanged_list_is_read_once(hook: DifyHook, requests_mock: Any) -> None:
+    docs = _documents(3)
+    requests_mock.get(
+        DOCUMENTS_URL, [{"json": _page(docs[0:2], 1, 2, 3, True)}, {"json": _page(docs[2:3], 2, 2, 3, False)}]
+    )
+    assert len(list(hook.iter_documents(DATASET_ID, page_size=2))) == 3
+    assert _pages_requested(requests_mock) == [1, 2]
+
+
+def test_a_page_longer_than_the_limit_holding_everything_is_the_whole_list(
+    hook: DifyHook, requests_mock: Any
+) -> None:
+    docs = _documents(7)
+    requests_mock.get(DOCUMENTS_URL, json=_page(docs, 1, 2, 7, True))  # every item on every page
+    assert [doc["id"] for doc in hook.iter_documents(DATASET_ID, page_size=2)] == [doc["id"] for doc in docs]
+    assert _pages_requested(requests_mock) == [1]
+
+
+def test_a_page_longer_than_the_limit_but_short_of_the_total_is_a_typed_error(
+    hook: DifyHook, requests_mock: Any
+) -> None:
+    from airflow_provider_dify.exceptions import DifyPaginationError
+
+    requests_mock.get(DOCUMENTS_URL, json=_page(_documents(5), 1, 2, 9, True))
+    with pytest.raises(DifyPaginationError, match="does not page") as raised:
+        list(hook.iter_documents(DATASET_ID, page_size=2))
+    assert raised.value.method == "GET" and raised.value.path == f"/datasets/{DATASET_ID}/documents"
+    assert _pages_requested(requests_mock) == [1]
+
+
+def test_pages_repeating_the_first_one_stop_with_a_typed_error(hook: DifyHook, requests_mock: Any) -> None:
+    """A server that honours limit but ignores page answers page 1 every time: never a loop."""
+    from airflow_provider_dify.exceptions import DifyPaginationError
+
+    requests_mock.get(DOCUMENTS_URL, json=_page(_documents(2), 1, 2, 6, True))
+    with pytest.raises(DifyPaginationError, match="repeats only items"):
+        list(hook.iter_documents(DATASET_ID, page_size=2))
+    assert _pages_requested(requests_mock) == [1, 2]
+
+
+def test_pages_repeating_without_a_total_stop_with_a_typed_error(hook: DifyHook, requests_mock: Any) -> None:
+    from airflow_provider_dify.exceptions import DifyPaginationError
+
+    requests_mock.get(DOCUMENTS_URL, json=_page(_documents(2), 1, 2, None, True))
+    with pytest.raises(DifyPaginationError):
+        list(hook.iter_documents(DATASET_ID, page_size=2))
+    assert _pages_requested(requests_mock) == [1, 2]
+
+
+def test_a_list_that_keeps_moving_is_read_at_most_three_times(hook: DifyHook, requests_mock: Any) -> None:
+    from airflow_provider_dify.hooks.paging import MAX_PASSES
+
+    answers = [{"json": _page(_documents(1, start=index), 1, 2, 10 + index, False)} for index in range(10)]
+    requests_mock.get(DOCUMENTS_URL, answers)
+    assert len(list(hook.iter_documents(DATASET_ID, page_size=2))) == MAX_PASSES
+    assert _pages_requested(requests_mock) == [1] * MAX_PASSES
