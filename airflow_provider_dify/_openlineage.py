@@ -29,10 +29,10 @@ class DifyKnowledgeBaseWriteDatasetFacet(DatasetFacet):
     What an operator wrote to a Dify knowledge base.
 
     :param granularity: ``documents``, ``chunks``, ``document`` or ``knowledge_base``.
-    :param created: documents or chunks created (chunks added).
-    :param updated: documents or chunks rewritten (or whose metadata was written).
-    :param deleted: documents or chunks deleted.
-    :param unchanged: documents or chunks left as they were.
+    :param createdCount: documents or chunks created (chunks added).
+    :param updatedCount: documents or chunks rewritten (or whose metadata was written).
+    :param deletedCount: documents or chunks deleted.
+    :param unchangedCount: documents or chunks left as they were.
     :param datasetName: the knowledge base's name.
     :param scope: the sync's scope (documents).
     :param documentName: the document written (single-document operators, chunk syncs).
@@ -40,10 +40,10 @@ class DifyKnowledgeBaseWriteDatasetFacet(DatasetFacet):
     """
 
     granularity: str
-    created: int = 0
-    updated: int = 0
-    deleted: int = 0
-    unchanged: int = 0
+    createdCount: int = 0  # "...Count": the base facet has a "deleted" field of its own
+    updatedCount: int = 0
+    deletedCount: int = 0
+    unchangedCount: int = 0
     datasetName: str | None = None
     scope: str | None = None
     documentName: str | None = None
@@ -59,10 +59,10 @@ def knowledge_base_output(host: str, dataset_id: str, extra: dict[str, Any]) -> 
     counts = extra
     facet = DifyKnowledgeBaseWriteDatasetFacet(
         granularity=str(extra.get("granularity") or ""),
-        created=int(counts.get("created") or 0),
-        updated=int(counts.get("updated") or 0),
-        deleted=int(counts.get("deleted") or 0),
-        unchanged=int(counts.get("unchanged") or 0),
+        createdCount=int(counts.get("created") or 0),
+        updatedCount=int(counts.get("updated") or 0),
+        deletedCount=int(counts.get("deleted") or 0),
+        unchangedCount=int(counts.get("unchanged") or 0),
         datasetName=extra.get("dataset_name"),
         scope=extra.get("scope"),
         documentName=extra.get("document_name"),
@@ -80,9 +80,9 @@ def sql_inputs(conn_id: str, sql: str) -> list[Any]:
     connection = BaseHook.get_connection(conn_id)
     hook = connection.get_hook()
     dialect = hook.get_openlineage_database_dialect(connection)
-    parser = SQLParser(dialect=dialect, default_schema=hook.get_openlineage_default_schema())
     database_info = hook.get_openlineage_database_info(connection)
     if database_info is not None:  # Postgres, MySQL, Snowflake...: exactly what SQLExecuteQueryOperator reports
+        parser = SQLParser(dialect=dialect, default_schema=hook.get_openlineage_default_schema())
         try:
             from airflow.providers.openlineage.utils.utils import should_use_external_connection
 
@@ -93,7 +93,8 @@ def sql_inputs(conn_id: str, sql: str) -> list[Any]:
             sql=sql, hook=hook, database_info=database_info, use_connection=use_connection
         )
         return list(lineage.inputs)
-    parsed = parser.parse(SQLParser.split_sql_string(sql))
+    # No database info (SQLite): the tables as the query names them (no default schema: SQLite has none).
+    parsed = SQLParser(dialect=dialect).parse(SQLParser.split_sql_string(sql))
     if parsed is None:
         return []
     namespace = f"{connection.conn_type}://{connection.host or ''}"

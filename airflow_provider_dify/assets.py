@@ -88,7 +88,7 @@ def sanitize_uri(uri: SplitResult) -> SplitResult:
     if len(segments) != 2 or segments[0] != "datasets":
         raise ValueError(
             f"A dify:// URI is dify://<host>/datasets/<dataset id> (a knowledge base), got path {uri.path!r};"
-            " documents and chunks are not assets (the asset event's extra lists them)."
+            " documents and chunks are not assets (the asset event's extra lists them)"
         )
     return SplitResult(
         scheme=SCHEME,

@@ -6,7 +6,8 @@
   2.11), declared when the DAG is built. The knowledge base is known only when the task runs (its id may come
   from XCom or a name lookup), so the operator adds the knowledge base's asset to the alias at run time, with
   the counts in the event's ``extra``, and only when it changed something: a run that wrote nothing emits no
-  event, and DAGs scheduled on the asset (or on the alias) are not woken;
+  event, and DAGs scheduled on the asset (or on the alias) are not woken. A retry emits even when it found
+  nothing to write (``extra["retry"]``): the failed try before it may have written, and its event was lost;
 * ``get_openlineage_facets_on_complete``: the knowledge base as the output dataset, with a
   ``difyKnowledgeBaseWrite`` facet saying what was written, and the operator's inputs
   (:meth:`KnowledgeBaseLineageMixin.openlineage_inputs`: the SQL tables or the object storage prefix of a sync).
@@ -170,9 +171,16 @@ class KnowledgeBaseLineageMixin:
         host = self.hook.settings.base_url  # type: ignore[attr-defined]
         asset = create_asset(host=host, dataset_id=str(dataset_id))
         changed = bool(counts["created"] or counts["updated"] or counts["deleted"])
+        ti = context.get("ti")
+        if not changed and int(getattr(ti, "try_number", 1) or 1) > 1:
+            # An earlier try of this run may have written and then failed (its event was never recorded): tell
+            # the consumers anyway, at least once rather than never.
+            changed = True
+            extra["retry"] = True
         self._knowledge_base_written = {"host": host, "dataset_id": str(dataset_id), "extra": extra}
-        if changed and _alias_registered(self.asset_alias, self.log):  # type: ignore[attr-defined]
-            context["outlet_events"][AssetAlias(name=self.asset_alias)].add(asset, extra=extra)
+        outlet_events = context.get("outlet_events")  # absent when execute() is called outside a task run
+        if changed and outlet_events is not None and _alias_registered(self.asset_alias, self.log):  # type: ignore[attr-defined]
+            outlet_events[AssetAlias(name=self.asset_alias)].add(asset, extra=extra)
             self.log.info("Knowledge base %s changed: asset event %s %s", dataset_id, asset.uri, counts)  # type: ignore[attr-defined]
         else:
             self.log.info("Knowledge base %s unchanged: no asset event", dataset_id)  # type: ignore[attr-defined]

@@ -136,3 +136,39 @@ def test_single_document_and_chunk_writes_report_the_knowledge_base(dify_emulato
         ("delete", "document", {"created": 0, "updated": 0, "deleted": 1, "unchanged": 0}),
     ]
     assert events[0][1]["document_name"] == "notes" and events[0][1]["batches"]
+
+
+def test_a_retry_that_finds_nothing_to_write_still_tells_the_consumers(dify_emulator: Any) -> None:
+    """The failed try before it may have written; its event was never recorded."""
+    from airflow_provider_dify.operators.sync import DifySyncChunksOperator
+    from tests.operators.helpers import context
+
+    dataset_id = dify_emulator.create_dataset("test-assets-retry", indexing_technique="economy")["id"]
+    added: list[tuple[Any, dict[str, Any]]] = []
+
+    class Events(dict):
+        def __missing__(self, alias: Any) -> Any:
+            class Accessor:
+                def add(self, asset: Any, extra: dict[str, Any]) -> None:
+                    added.append((asset, extra))
+
+            return Accessor()
+
+    from airflow.providers.common.compat.sdk import DAG
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+
+    with DAG("test_dify_asset_events_retry", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
+        operator = DifySyncChunksOperator(
+            task_id="chunks", dataset_id=dataset_id, records=RECORDS, key_field="sku", document_name="products"
+        )
+    if not AIRFLOW_V_3_0_PLUS:
+        dag.sync_to_db()  # the alias must be in the metadata DB on 2.11
+    first = {**context(), "outlet_events": Events()}
+    operator.execute(first)
+    assert [extra["created"] for _, extra in added] == [2]
+    again = {**context(), "outlet_events": Events()}
+    operator.execute(again)  # unchanged, first try: no event
+    assert len(added) == 1
+    again["ti"].try_number = 2
+    operator.execute(again)
+    assert len(added) == 2 and added[-1][1]["retry"] is True and added[-1][1]["created"] == 0
