@@ -92,9 +92,6 @@ def event_extra(manifest: Mapping[str, Any], granularity: str, counts: Mapping[s
         extra["batches"] = tuple(batches[:MAX_EVENT_BATCHES])
         if len(batches) > MAX_EVENT_BATCHES:
             extra["batches_total"] = len(batches)
-    failed = (manifest.get("counts") or {}).get("failed")
-    if failed:
-        extra["failed"] = int(failed)
     return extra
 
 
