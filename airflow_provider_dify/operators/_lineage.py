@@ -175,12 +175,13 @@ class KnowledgeBaseLineageMixin:
             changed = True
             extra["retry"] = True
         self._knowledge_base_written = {"host": host, "dataset_id": str(dataset_id), "extra": extra}
+        if not changed:
+            self.log.info("Knowledge base %s unchanged: no asset event", dataset_id)  # type: ignore[attr-defined]
+            return manifest
         outlet_events = context.get("outlet_events")  # absent when execute() is called outside a task run
-        if changed and outlet_events is not None and _alias_registered(self.asset_alias, self.log):  # type: ignore[attr-defined]
+        if outlet_events is not None and _alias_registered(self.asset_alias, self.log):  # type: ignore[attr-defined]
             outlet_events[AssetAlias(name=self.asset_alias)].add(asset, extra=extra)
             self.log.info("Knowledge base %s changed: asset event %s %s", dataset_id, asset.uri, counts)  # type: ignore[attr-defined]
-        else:
-            self.log.info("Knowledge base %s unchanged: no asset event", dataset_id)  # type: ignore[attr-defined]
         return manifest
 
     def openlineage_inputs(self) -> list[Any]:

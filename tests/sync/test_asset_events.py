@@ -172,3 +172,34 @@ def test_a_retry_that_finds_nothing_to_write_still_tells_the_consumers(dify_emul
     again["ti"].try_number = 2
     operator.execute(again)
     assert len(added) == 2 and added[-1][1]["retry"] is True and added[-1][1]["created"] == 0
+
+
+
+def test_on_airflow_2_a_dag_unknown_to_the_metadata_db_warns_instead_of_failing(
+    dify_emulator: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """2.11 fails a task whose alias event names an alias the DB lacks (dag.test() of an unparsed DAG)."""
+    import uuid
+
+    from airflow.providers.common.compat.sdk import DAG
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+
+    from airflow_provider_dify.operators.sync import DifySyncChunksOperator
+    from tests.dag_runner import run_dag as run_unregistered
+
+    if AIRFLOW_V_3_0_PLUS:
+        pytest.skip("Airflow 3 creates a missing alias")
+    dataset_id = dify_emulator.create_dataset("test-assets-unknown", indexing_technique="economy")["id"]
+    with DAG("test_dify_asset_events_unknown", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
+        DifySyncChunksOperator(
+            task_id="chunks",
+            dataset_id=dataset_id,
+            records=RECORDS,
+            key_field="sku",
+            document_name="products",
+            asset_alias=f"dify:test-{uuid.uuid4()}",
+        )
+    dag_run = run_unregistered(dag)
+    assert task_state(dag_run, "chunks") == "success"
+    assert xcom_value(dag_run, "chunks")["counts"]["added"] == 2
+    assert "is not in the metadata database" in caplog.text
