@@ -159,7 +159,12 @@ def test_a_retry_that_finds_nothing_to_write_still_tells_the_consumers(dify_emul
 
     with DAG("test_dify_asset_events_retry", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
         operator = DifySyncChunksOperator(
-            task_id="chunks", dataset_id=dataset_id, records=RECORDS, key_field="sku", document_name="products"
+            task_id="chunks",
+            dataset_id=dataset_id,
+            records=RECORDS,
+            key_field="sku",
+            document_name="products",
+            poll_interval=0.05,
         )
     if not AIRFLOW_V_3_0_PLUS:
         dag.sync_to_db()  # the alias must be in the metadata DB on 2.11
@@ -172,7 +177,6 @@ def test_a_retry_that_finds_nothing_to_write_still_tells_the_consumers(dify_emul
     again["ti"].try_number = 2
     operator.execute(again)
     assert len(added) == 2 and added[-1][1]["retry"] is True and added[-1][1]["created"] == 0
-
 
 
 def test_on_airflow_2_a_dag_unknown_to_the_metadata_db_warns_instead_of_failing(
@@ -197,6 +201,7 @@ def test_on_airflow_2_a_dag_unknown_to_the_metadata_db_warns_instead_of_failing(
             records=RECORDS,
             key_field="sku",
             document_name="products",
+            poll_interval=0.05,
             asset_alias=f"dify:test-{uuid.uuid4()}",
         )
     dag_run = run_unregistered(dag)
