@@ -18,6 +18,14 @@ def get_provider_info() -> dict[str, Any]:
     from airflow_provider_dify.hooks.connection import CONNECTION_EXTRAS
 
     integration = "Dify"
+    asset_uris = [
+        {
+            "schemes": ["dify"],
+            "handler": "airflow_provider_dify.assets.sanitize_uri",
+            "factory": "airflow_provider_dify.assets.create_asset",
+            "to_openlineage_converter": "airflow_provider_dify.assets.convert_asset_to_openlineage",
+        }
+    ]
     conn_fields: dict[str, Any] = {}
     for name, description in CONNECTION_EXTRAS.items():
         if name == "verify_ssl":
@@ -63,6 +71,8 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "sensors": [{"integration-name": integration, "python-modules": ["airflow_provider_dify.sensors.indexing"]}],
         "triggers": [{"integration-name": integration, "python-modules": ["airflow_provider_dify.triggers.indexing"]}],
+        "asset-uris": asset_uris,  # Airflow 3
+        "dataset-uris": asset_uris,  # Airflow 2.11
         "extra-links": ["airflow_provider_dify.links.DifyConsoleLink"],
         "connection-types": [
             {

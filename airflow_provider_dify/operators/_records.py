@@ -110,6 +110,8 @@ def sql_records(conn_id: str, sql: str, parameters: Any = None) -> Iterator[dict
     """
     from airflow.providers.common.compat.sdk import BaseHook
 
+    from airflow_provider_dify.operators._lineage import report_sql_read
+
     hook = BaseHook.get_connection(conn_id).get_hook()
     if not hasattr(hook, "get_conn"):
         raise ValueError(f"sql_conn_id: connection {conn_id!r} has no SQL hook; use a database connection.")
@@ -121,6 +123,7 @@ def sql_records(conn_id: str, sql: str, parameters: Any = None) -> Iterator[dict
                 cursor.execute(sql)
             else:
                 cursor.execute(sql, parameters)
+            report_sql_read(hook, sql, parameters, cursor)  # common-sql's hook lineage, as DbApiHook.run reports
             if cursor.description is None:
                 raise ValueError("sql: the query returned no result set; pass a SELECT.")
             columns = [str(column[0]) for column in cursor.description]

@@ -17,6 +17,7 @@ from airflow_provider_dify.operators._base import (
     skip_check,
 )
 from airflow_provider_dify.operators._documents import INDEXING_TECHNIQUES
+from airflow_provider_dify.operators._lineage import KnowledgeBaseLineageMixin
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -49,7 +50,7 @@ def dataset_manifest(dataset: dict[str, Any], action: str, url: str | None) -> d
     }
 
 
-class DifyCreateDatasetOperator(DifyBaseOperator):
+class DifyCreateDatasetOperator(KnowledgeBaseLineageMixin, DifyBaseOperator):
     """
     Create an empty Dify knowledge base, or reuse the one that already has the name.
 
@@ -167,10 +168,10 @@ class DifyCreateDatasetOperator(DifyBaseOperator):
                 )
         self.log.info("Knowledge base %r (%s): %s", self.name, dataset.get("id"), action)
         url = self.push_console_url(context, str(dataset["id"]))
-        return dataset_manifest(dataset, action, url)
+        return self.report_knowledge_base(context, dataset_manifest(dataset, action, url))
 
 
-class DifyDeleteDatasetOperator(DifyBaseOperator):
+class DifyDeleteDatasetOperator(KnowledgeBaseLineageMixin, DifyBaseOperator):
     """
     Delete a Dify knowledge base with all its documents, given by id or by name.
 
@@ -249,4 +250,4 @@ class DifyDeleteDatasetOperator(DifyBaseOperator):
                 ) from error
             raise
         self.log.info("Deleted knowledge base %r (%s)", dataset.get("name"), dataset_id)
-        return dataset_manifest(dataset, "deleted", None)
+        return self.report_knowledge_base(context, dataset_manifest(dataset, "deleted", None))

@@ -34,6 +34,7 @@ from airflow_provider_dify.operators._documents import (
     resolve_target,
     write_document,
 )
+from airflow_provider_dify.operators._lineage import KnowledgeBaseLineageMixin
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -110,7 +111,7 @@ def document_manifest(
     return manifest
 
 
-class _DocumentWriteOperator(DifyIndexingWaitOperator):
+class _DocumentWriteOperator(KnowledgeBaseLineageMixin, DifyIndexingWaitOperator):
     """The parts of the create and update operators that are the same."""
 
     def __init__(
@@ -158,13 +159,13 @@ class _DocumentWriteOperator(DifyIndexingWaitOperator):
                 document_ids=[result.document_id],
                 manifest=manifest,
             )
-        return manifest
+        return self.report_knowledge_base(context, manifest)
 
     def execute_complete(
         self, context: Context, event: Mapping[str, Any] | None = None, manifest: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """Resume after the indexing trigger: return the manifest with the indexing results."""
-        return self.resumed_manifest(context, event, manifest)
+        return self.report_knowledge_base(context, self.resumed_manifest(context, event, manifest))
 
 
 class DifyCreateDocumentOperator(_DocumentWriteOperator):
@@ -401,7 +402,7 @@ class DifyUpdateDocumentOperator(_DocumentWriteOperator):
         return self._finish(context, dataset, result)
 
 
-class DifyDeleteDocumentOperator(DifyBaseOperator):
+class DifyDeleteDocumentOperator(KnowledgeBaseLineageMixin, DifyBaseOperator):
     """
     Delete one document of a knowledge base, given by id or by name.
 
@@ -480,7 +481,7 @@ class DifyDeleteDocumentOperator(DifyBaseOperator):
         except DifyNotFoundError:
             action = "missing"  # deleted by someone else since the lookup
         self.log.info("Document %r (%s): %s", document.get("name"), document_id, action)
-        return {
+        manifest = {
             "dataset_id": dataset_id,
             "dataset_name": dataset.get("name"),
             "document_id": document_id,
@@ -488,3 +489,4 @@ class DifyDeleteDocumentOperator(DifyBaseOperator):
             "action": action,
             "console_url": url,
         }
+        return self.report_knowledge_base(context, manifest)

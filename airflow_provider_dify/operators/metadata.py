@@ -18,12 +18,13 @@ from airflow_provider_dify.operators._documents import (
     resolve_target,
     write_metadata,
 )
+from airflow_provider_dify.operators._lineage import KnowledgeBaseLineageMixin
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
 
-class DifyUpdateDocumentMetadataOperator(DifyBaseOperator):
+class DifyUpdateDocumentMetadataOperator(KnowledgeBaseLineageMixin, DifyBaseOperator):
     """
     Set metadata values of one document (given by id or by name); other fields keep their values.
 
@@ -95,7 +96,7 @@ class DifyUpdateDocumentMetadataOperator(DifyBaseOperator):
                 write_metadata(hook, dataset_id, document_id, values)
             action = "updated"
         self.log.info("Metadata of document %r (%s): %s", document.get("name"), document_id, action)
-        return {
+        manifest = {
             "dataset_id": dataset_id,
             "dataset_name": dataset.get("name"),
             "document_id": document_id,
@@ -104,3 +105,4 @@ class DifyUpdateDocumentMetadataOperator(DifyBaseOperator):
             "fields": sorted(values),
             "console_url": url,
         }
+        return self.report_knowledge_base(context, manifest)

@@ -24,6 +24,7 @@ from airflow_provider_dify.operators._base import (
 from airflow_provider_dify.operators._documents import (
     resolve_target,
 )
+from airflow_provider_dify.operators._lineage import KnowledgeBaseLineageMixin
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -115,7 +116,7 @@ def _request_item(chunk: Mapping[str, Any]) -> dict[str, Any]:
     return item
 
 
-class DifyAddSegmentsOperator(DifyIndexingWaitOperator):
+class DifyAddSegmentsOperator(KnowledgeBaseLineageMixin, DifyIndexingWaitOperator):
     """
     Add chunks to a document, each exactly once, after waiting until the document is indexed.
 
@@ -318,7 +319,7 @@ class DifyAddSegmentsOperator(DifyIndexingWaitOperator):
             added,
             present_at_start,
         )
-        return {
+        manifest = {
             "dataset_id": dataset_id,
             "dataset_name": dataset.get("name"),
             "document_id": document_id,
@@ -332,6 +333,7 @@ class DifyAddSegmentsOperator(DifyIndexingWaitOperator):
             "child_chunks_removed": children_removed,
             "console_url": url,
         }
+        return self.report_knowledge_base(context, manifest)
 
     def _sync_child_chunks(
         self, dataset_id: str, document_id: str, wanted: Mapping[str, Mapping[str, Any]]

@@ -33,6 +33,7 @@ from airflow_provider_dify.operators._documents import (
     INDEXING_TECHNIQUES,
     resolve_dataset,
 )
+from airflow_provider_dify.operators._lineage import KnowledgeBaseLineageMixin
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -53,7 +54,7 @@ def _positive_int(value: Any, name: str, maximum: int | None = None) -> int:
     return value
 
 
-class _RecordSyncOperator(DifyIndexingWaitOperator):
+class _RecordSyncOperator(KnowledgeBaseLineageMixin, DifyIndexingWaitOperator):
     """
     What both sync operators share: the record source, the rendering, the shared hook and the failure report.
 
@@ -81,6 +82,8 @@ class _RecordSyncOperator(DifyIndexingWaitOperator):
     :param indexing_timeout: seconds to wait for indexing before failing.
     :param poll_interval: seconds between indexing polls.
     :param stall_timeout: seconds without indexing progress before failing (``None``: never).
+    :param asset_alias: the asset alias the knowledge base's asset event goes through when the sync changed it
+        (default ``dify:<dify_conn_id>``; see docs/assets.md).
     """
 
     template_fields: Sequence[str] = (
@@ -220,6 +223,7 @@ class _RecordSyncOperator(DifyIndexingWaitOperator):
 
     def _finish(self, context: Context, manifest: dict[str, Any], what: str) -> dict[str, Any]:
         """Return the manifest, or push it to XCom (key ``manifest``) and fail when something failed."""
+        self.report_knowledge_base(context, manifest)
         failed = manifest["failed"]
         if not failed:
             return manifest

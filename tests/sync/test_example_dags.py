@@ -39,6 +39,7 @@ def test_every_example_dag_parses_without_errors() -> None:
         "example_dify_object_storage",
         "example_dify_curated_qa",
         "example_dify_housekeeping",
+        "example_dify_knowledge_base_changed",
     } <= set(bag.dag_ids)
 
 
@@ -103,3 +104,27 @@ def test_housekeeping_deletes_only_the_prefixed_knowledge_bases(dify_emulator: A
     dag_run = run(dag, name_prefix="run-42-", dry_run=False)
     assert task_state(dag_run, "find") == "success"
     assert sorted(dataset["name"] for dataset in dify_emulator.datasets()) == ["production-kb"]
+
+
+def test_knowledge_base_changed_check_retrieves_and_skips_other_changes(dify_emulator: Any) -> None:
+    from types import SimpleNamespace
+
+    from airflow_provider_dify.hooks.dify import DifyHook
+    from example_dags.example_dify_knowledge_base_changed import content_changes, dag
+
+    dataset_id = dify_emulator.create_dataset("test-kb-changed", indexing_technique="economy")["id"]
+    DifyHook().create_document_by_text(
+        dataset_id, "grinders", "The burr grinder has ceramic burrs.", process_rule={"mode": "automatic"}
+    )
+    assert dify_emulator.wait_for_indexing()
+    dag_run = run(dag, knowledge_base="test-kb-changed", smoke_query="grinder")
+    assert [task_state(dag_run, task) for task in ("what_changed", "retrieve", "check_hits")] == ["success"] * 3
+    assert xcom_value(dag_run, "check_hits") >= 1
+
+    def event(name: str, granularity: str) -> Any:
+        return SimpleNamespace(extra={"dataset_name": name, "granularity": granularity, "created": 1})
+
+    events = {"dify://h/datasets/1": [event("test-kb-changed", "knowledge_base"), event("other", "documents")]}
+    assert content_changes(events, "test-kb-changed") == []  # only the empty knowledge base was created
+    events["dify://h/datasets/1"].append(event("test-kb-changed", "chunks"))
+    assert [change["granularity"] for change in content_changes(events, "test-kb-changed")] == ["chunks"]

@@ -1,0 +1,217 @@
+"""What the writing operators report about the knowledge base they wrote: asset events and OpenLineage.
+
+:class:`KnowledgeBaseLineageMixin` gives an operator
+
+* an outlet :func:`~airflow_provider_dify.assets.knowledge_base_alias` (an ``AssetAlias``; ``DatasetAlias`` on
+  2.11), declared when the DAG is built. The knowledge base is known only when the task runs (its id may come
+  from XCom or a name lookup), so the operator adds the knowledge base's asset to the alias at run time, with
+  the counts in the event's ``extra``, and only when it changed something: a run that wrote nothing emits no
+  event, and DAGs scheduled on the asset (or on the alias) are not woken. A retry emits even when it found
+  nothing to write (``extra["retry"]``): the failed try before it may have written, and its event was lost;
+* ``get_openlineage_facets_on_complete``: the knowledge base as the output dataset, with a
+  ``difyKnowledgeBaseWrite`` facet saying what was written, and the operator's inputs
+  (:meth:`KnowledgeBaseLineageMixin.openlineage_inputs`: the SQL tables or the object storage prefix of a sync).
+
+Each operator calls :meth:`KnowledgeBaseLineageMixin.report_knowledge_base` with its manifest where it returns
+it. Nothing here imports OpenLineage unless OpenLineage asks for the facets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_dify.assets import default_alias_name
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+#: Batch ids kept in an asset event's extra (a sync of thousands of documents has one batch per document).
+MAX_EVENT_BATCHES = 100
+#: What each ``action`` of a single-write manifest counts as.
+ACTION_COUNTS: dict[str, str | None] = {
+    "created": "created",
+    "added": "created",
+    "updated": "updated",
+    "metadata_updated": "updated",
+    "deleted": "deleted",
+    "unchanged": "unchanged",
+    "skipped": "unchanged",
+    "reused": "unchanged",
+    "missing": None,
+}
+COUNT_NAMES = ("created", "updated", "deleted", "unchanged")
+
+
+def written_counts(manifest: Mapping[str, Any]) -> dict[str, int]:
+    """``{created, updated, deleted, unchanged}`` of an operator's manifest (chunks added count as created)."""
+    counts = dict.fromkeys(COUNT_NAMES, 0)
+    source = manifest.get("counts")
+    if isinstance(source, Mapping):  # the sync operators
+        counts["created"] = int(source.get("created", source.get("added")) or 0)
+        for name in ("updated", "deleted", "unchanged"):
+            counts[name] = int(source.get(name) or 0)
+    elif "already_present" in manifest:  # adding chunks
+        counts["created"] = int(manifest.get("added") or 0)
+        counts["unchanged"] = int(manifest.get("already_present") or 0)
+        if not counts["created"] and (manifest.get("child_chunks_added") or manifest.get("child_chunks_removed")):
+            counts["updated"] = 1
+    elif (name := ACTION_COUNTS.get(str(manifest.get("action")))) is not None:
+        counts[name] = 1
+    return counts
+
+
+def written_granularity(manifest: Mapping[str, Any]) -> str:
+    """What a manifest's operator wrote: ``documents`` or ``chunks`` (syncs), ``chunks`` (adding chunks),
+    ``document`` (one document) or ``knowledge_base`` (creating or deleting one)."""
+    if manifest.get("granularity"):
+        return str(manifest["granularity"])
+    if "already_present" in manifest:
+        return "chunks"
+    return "document" if "document_id" in manifest else "knowledge_base"
+
+
+def event_extra(manifest: Mapping[str, Any], granularity: str, counts: Mapping[str, int]) -> dict[str, Any]:
+    """
+    The asset event's extra: which knowledge base, what was written (never text).
+
+    Flat (``created``, ``updated``, ``deleted``, ``unchanged`` as numbers; ``batches`` a tuple, a list once
+    stored): Airflow 2.11 needs hashable values in the extra of an event added to an alias.
+    """
+    extra: dict[str, Any] = {
+        "dataset_id": manifest.get("dataset_id"),
+        "dataset_name": manifest.get("dataset_name"),
+        "granularity": granularity,
+        **{name: int(counts.get(name) or 0) for name in COUNT_NAMES},
+    }
+    for key in ("scope", "action", "document_id", "document_name"):
+        if manifest.get(key) is not None:
+            extra[key] = manifest[key]
+    batches = [str(b) for b in manifest.get("batches") or ([manifest["batch"]] if manifest.get("batch") else [])]
+    if batches:
+        extra["batches"] = tuple(batches[:MAX_EVENT_BATCHES])
+        if len(batches) > MAX_EVENT_BATCHES:
+            extra["batches_total"] = len(batches)
+    return extra
+
+
+def report_sql_read(hook: Any, sql: str, parameters: Any, cursor: Any) -> None:
+    """Tell common-sql's hook lineage about a query run on ``hook``'s cursor, as ``DbApiHook.run`` does."""
+    try:
+        from airflow.providers.common.sql.hooks.lineage import send_sql_hook_lineage
+    except ImportError:  # a common-sql without hook lineage
+        return
+    send_sql_hook_lineage(context=hook, sql=sql, sql_parameters=parameters, cur=cursor)
+
+
+def _alias_registered(name: str, log: Any) -> bool:
+    """
+    Whether an event can go through the alias ``name``: always on Airflow 3 (it creates a missing alias).
+
+    Airflow 2.11 fails the task when the alias is not in the metadata database, which happens when the DAG was
+    never written there (``dag.test()`` of a DAG the scheduler has not parsed): then no event, and a warning.
+    """
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+
+    if AIRFLOW_V_3_0_PLUS:
+        return True
+    from airflow.models.dataset import DatasetAliasModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        if session.scalar(select(DatasetAliasModel.id).where(DatasetAliasModel.name == name)) is not None:
+            return True
+    log.warning(
+        "Dataset alias %r is not in the metadata database (the DAG was not written there, as with dag.test() of"
+        " a DAG the scheduler has not parsed): no dataset event for this change.",
+        name,
+    )
+    return False
+
+
+class KnowledgeBaseLineageMixin:
+    """
+    Report the knowledge base an operator wrote: an asset event when it changed, and OpenLineage facets.
+
+    Put it before the operator's base class. The operator calls :meth:`report_knowledge_base` with its
+    manifest.
+
+    :param asset_alias: the name of the asset alias the knowledge base's asset events go through (default
+        ``dify:<dify_conn_id>``, :func:`~airflow_provider_dify.assets.knowledge_base_alias`).
+    """
+
+    def __init__(self, *, asset_alias: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        from airflow.providers.common.compat.sdk import AssetAlias
+
+        self.asset_alias = asset_alias or default_alias_name(self.dify_conn_id)  # type: ignore[attr-defined]
+        self.outlets = [*(self.outlets or []), AssetAlias(name=self.asset_alias)]
+        self._knowledge_base_written: dict[str, Any] | None = None
+
+    def report_knowledge_base(self, context: Context, manifest: dict[str, Any]) -> dict[str, Any]:
+        """
+        Record what ``manifest`` says was written; emit the knowledge base's asset event when it changed.
+
+        Returns ``manifest``.
+        """
+        from airflow.providers.common.compat.sdk import AssetAlias
+
+        from airflow_provider_dify.assets import create_asset
+
+        dataset_id = manifest.get("dataset_id")
+        if not dataset_id:  # nothing was found, so nothing was written
+            return manifest
+        granularity = written_granularity(manifest)
+        counts = written_counts(manifest)
+        extra = event_extra(manifest, granularity, counts)
+        host = self.hook.settings.base_url  # type: ignore[attr-defined]
+        asset = create_asset(host=host, dataset_id=str(dataset_id))
+        changed = bool(counts["created"] or counts["updated"] or counts["deleted"])
+        ti = context.get("ti")
+        if not changed and int(getattr(ti, "try_number", 1) or 1) > 1:
+            # An earlier try of this run may have written and then failed (its event was never recorded): tell
+            # the consumers anyway, at least once rather than never.
+            changed = True
+            extra["retry"] = True
+        self._knowledge_base_written = {"host": host, "dataset_id": str(dataset_id), "extra": extra}
+        if not changed:
+            self.log.info("Knowledge base %s unchanged: no asset event", dataset_id)  # type: ignore[attr-defined]
+            return manifest
+        outlet_events = context.get("outlet_events")  # absent when execute() is called outside a task run
+        if outlet_events is not None and _alias_registered(self.asset_alias, self.log):  # type: ignore[attr-defined]
+            outlet_events[AssetAlias(name=self.asset_alias)].add(asset, extra=extra)
+            self.log.info("Knowledge base %s changed: asset event %s %s", dataset_id, asset.uri, counts)  # type: ignore[attr-defined]
+        return manifest
+
+    def openlineage_inputs(self) -> list[Any]:
+        """
+        The OpenLineage datasets the operator read: the tables of its ``sql`` (on ``sql_conn_id``), its ``path``
+        prefix, or its ``file``; none for records or text given inline.
+        """
+        from airflow_provider_dify._openlineage import sql_inputs, storage_inputs
+
+        sql, conn_id = getattr(self, "sql", None), getattr(self, "sql_conn_id", None)
+        if isinstance(sql, str) and sql.strip() and conn_id:
+            return sql_inputs(str(conn_id), sql)
+        for attribute in ("path", "file"):
+            if (value := getattr(self, attribute, None)) is not None:
+                return storage_inputs(value)
+        return []
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the operator's inputs, and the knowledge base it wrote with a facet saying what."""
+        try:
+            from airflow.providers.openlineage.extractors import OperatorLineage
+        except ImportError:
+            return None
+        from airflow_provider_dify._openlineage import knowledge_base_output
+
+        written = self._knowledge_base_written
+        outputs = [] if written is None else [knowledge_base_output(**written)]
+        try:
+            inputs = self.openlineage_inputs()
+        except Exception as error:  # a query the parser does not understand must not lose the output
+            self.log.warning("OpenLineage: the inputs could not be told (%s: %s)", type(error).__name__, error)  # type: ignore[attr-defined]
+            inputs = []
+        return OperatorLineage(inputs=inputs, outputs=outputs)

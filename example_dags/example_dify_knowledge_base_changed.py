@@ -1,0 +1,91 @@
+"""
+Retrieval smoke check that runs when a sync changed a knowledge base: a DAG scheduled on Dify asset events.
+
+The writing operators (here those of ``example_dify_warehouse_export``) add the knowledge base they changed,
+``dify://<api host>/datasets/<id>``, to the asset alias ``dify:dify_default``
+(:func:`~airflow_provider_dify.assets.knowledge_base_alias`); a run that changed nothing emits no event, so this
+DAG does not run after it. Scheduling on the alias works before the knowledge base exists (the export creates
+it); with a known id, schedule on ``knowledge_base_asset(dataset_id)`` instead.
+
+* ``what_changed``: logs the triggering events' ``extra`` (``created``, ``updated``, ``deleted``, ``batches``...);
+  skips the check when the events only created an empty knowledge base or were about another one.
+* ``retrieve`` + ``check_hits``: a keyword search of the knowledge base that must find something.
+
+Settings (DAG params; defaults from environment variables): ``knowledge_base`` (``DIFY_EXAMPLE_KNOWLEDGE_BASE``,
+default ``airflow-example-warehouse``, the export's), ``smoke_query`` (``DIFY_EXAMPLE_SMOKE_QUERY``, default
+``espresso``). The Dify connection is ``dify_default``.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from typing import Any
+
+from airflow.providers.common.compat.sdk import DAG, AirflowException, AirflowSkipException, Param, task
+
+from airflow_provider_dify.assets import knowledge_base_alias
+from airflow_provider_dify.operators.retrieval import DifyRetrieveOperator
+
+DAG_ID = "example_dify_knowledge_base_changed"
+
+
+def content_changes(events: Any, knowledge_base: str) -> list[dict[str, Any]]:
+    """The ``extra`` of the triggering events that wrote documents or chunks of the knowledge base named so."""
+    changes = []
+    for asset_events in (events or {}).values():
+        for event in asset_events:
+            extra = dict(getattr(event, "extra", None) or {})
+            if extra.get("dataset_name") == knowledge_base and extra.get("granularity") != "knowledge_base":
+                changes.append(extra)
+    return changes
+
+
+with DAG(
+    DAG_ID,
+    description="Retrieval smoke check, run when a Dify sync changed the knowledge base",
+    schedule=[knowledge_base_alias()],
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    params={
+        "knowledge_base": Param(
+            os.environ.get("DIFY_EXAMPLE_KNOWLEDGE_BASE", "airflow-example-warehouse"),
+            type="string",
+            minLength=1,
+            maxLength=40,
+        ),
+        "smoke_query": Param(os.environ.get("DIFY_EXAMPLE_SMOKE_QUERY", "espresso"), type="string", maxLength=250),
+    },
+    tags=["dify", "example"],
+) as dag:
+
+    @task(task_id="what_changed")
+    def what_changed(**context: Any) -> dict[str, Any]:
+        """Log the triggering changes; skip when none wrote content to this knowledge base."""
+        events = context.get("triggering_asset_events") or context.get("triggering_dataset_events")
+        name = context["params"]["knowledge_base"]
+        changes = content_changes(events, name)
+        if events and not changes:
+            raise AirflowSkipException(f"No triggering event wrote documents or chunks of {name!r}.")
+        for extra in changes:
+            written = {count: extra.get(count) for count in ("created", "updated", "deleted", "unchanged")}
+            print(f"{extra['granularity']} of {name!r} changed: {written}")
+        return {"changes": changes}
+
+    retrieve = DifyRetrieveOperator(
+        task_id="retrieve",
+        dataset_name="{{ params.knowledge_base }}",
+        query="{{ params.smoke_query }}",
+        top_k=3,
+    )
+
+    @task(task_id="check_hits")
+    def check_hits(result: dict[str, Any]) -> int:
+        """Fail unless the smoke query found something."""
+        records = result.get("records") or []
+        if not records:
+            raise AirflowException(f"The smoke query {result.get('query')!r} found nothing after the change.")
+        return len(records)
+
+    what_changed() >> retrieve
+    check_hits(retrieve.output)
