@@ -16,10 +16,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, conf
+from airflow.providers.common.compat.sdk import BaseOperator, conf
 
 from airflow_provider_dify.exceptions import DifyError
 from airflow_provider_dify.hooks.connection import DEFAULT_CONN_ID
+from airflow_provider_dify.hooks.validation import check_id, check_poll_interval
 from airflow_provider_dify.links import CONSOLE_URL_XCOM_KEY, DifyConsoleLink, console_url
 
 if TYPE_CHECKING:
@@ -83,6 +84,10 @@ def check_dataset_and_document(operator: Any, *, build: bool, document: bool) ->
         value = getattr(operator, argument)
         if given(value) and not skip_check(value, build):
             check_string(value, argument)
+            if argument.endswith("_id"):
+                check_id(value, argument)
+            else:
+                check_string(value, argument, single_line=True)
 
 
 def check_string(value: Any, argument: str, *, max_length: int | None = None, single_line: bool = False) -> str:
@@ -170,11 +175,19 @@ def check_process_rule(value: Any, argument: str = "process_rule") -> dict[str, 
 
 @contextlib.contextmanager
 def bad_arguments_fail_the_task() -> Iterator[None]:
-    """Turn a ``ValueError`` (a wrong argument or input) into a task failure that Airflow does not retry."""
+    """Turn a ``ValueError`` (a wrong argument or input) into a task failure that Airflow does not retry:
+    a :class:`~airflow_provider_dify.exceptions.DifyArgumentError` (an ``AirflowFailException``) naming the
+    argument."""
+    from airflow_provider_dify.exceptions import DifyArgumentError
+
     try:
         yield
+    except DifyArgumentError:
+        raise
     except ValueError as error:
-        raise AirflowFailException(str(error)) from None
+        message = str(error)
+        argument = message.split(":", 1)[0].strip() if ":" in message else "argument"
+        raise DifyArgumentError(message, argument=argument) from None
 
 
 # -- operator base classes -----------------------------------------------------------------------------------------
@@ -233,7 +246,7 @@ class DifyIndexingWaitOperator(DifyBaseOperator):
             deferrable = conf.getboolean("operators", "default_deferrable", fallback=False)
         self.deferrable = bool(deferrable)
         self.indexing_timeout = check_number(indexing_timeout, "indexing_timeout", minimum=0)
-        self.poll_interval = check_number(poll_interval, "poll_interval", minimum=0)
+        self.poll_interval = check_poll_interval(poll_interval, "poll_interval")
         self.stall_timeout = check_number(stall_timeout, "stall_timeout", minimum=0, allow_none=True)
 
     def wait_until_indexed(
