@@ -403,8 +403,9 @@ def document_problem(entry: Mapping[str, Any]) -> str | None:
     label = _label(entry)
     if status == DELETED and entry.get("error") == NEVER_SEEN:
         return (
-            f"document {label} does not exist in the knowledge base (Dify answers 404, and no poll of this wait"
-            " ever saw it): check document_ids and dataset_id"
+            f"document {label} is not in the knowledge base (Dify answers 404 and no poll of this wait ever saw"
+            " it): the id is wrong or the document was deleted before the wait began; check document_ids and"
+            " dataset_id"
         )
     if status == DELETED:
         return f"document {label} was deleted while waiting for its indexing"
@@ -653,21 +654,20 @@ def validate_wait_arguments(
     :data:`~airflow_provider_dify.hooks.validation.MIN_POLL_INTERVAL`."""
     from airflow_provider_dify.hooks.validation import check_batch, check_id, check_poll_interval
 
-    check_id(dataset_id, "dataset_id")
-    if batch is not None:
-        check_batch(batch)
-    if document_ids is not None:
-        if isinstance(document_ids, str) or not isinstance(document_ids, Sequence):
-            raise ValueError(f"document_ids: must be a list of document ids, got {document_ids!r}.")
-        for index, doc_id in enumerate(document_ids):
-            check_id(doc_id, f"document_ids[{index}]")
-    if poll_interval is not None:
-        check_poll_interval(poll_interval, "poll_interval")
+    if document_ids is not None and (isinstance(document_ids, str) or not isinstance(document_ids, Sequence)):
+        raise ValueError(f"document_ids: must be a list of document ids, got {document_ids!r}.")
     if not batch and not document_ids:
         raise ValueError(
             "batch or document_ids: pass the batch of a create/update call, the ids of the documents to wait"
             " for, or both."
         )
+    check_id(dataset_id, "dataset_id")
+    if batch is not None:
+        check_batch(batch)
+    for index, doc_id in enumerate(document_ids or []):
+        check_id(doc_id, f"document_ids[{index}]")
+    if poll_interval is not None:
+        check_poll_interval(poll_interval, "poll_interval")
     for name, value, allow_none in (
         ("timeout", timeout, True),
         ("stall_timeout", stall_timeout, True),

@@ -195,7 +195,6 @@ class DifyIndexingSensor(BaseSensorOperator):
         super().__init__(poke_interval=poke_interval, **kwargs)
         if not isinstance(dataset_id, str) or not dataset_id.strip():
             raise ValueError(f"dataset_id: must be a knowledge base id (or a Jinja template), got {dataset_id!r}.")
-        _check_ids_given(dataset_id, batch, document_ids)
         if batch is not None and not isinstance(batch, str):
             raise ValueError(f"batch: must be a batch id string (or a Jinja template), got {batch!r}.")
         if not (document_ids is None or isinstance(document_ids, str) or _is_list_of_strings(document_ids)):
@@ -209,6 +208,7 @@ class DifyIndexingSensor(BaseSensorOperator):
             isinstance(stall_timeout, bool) or not isinstance(stall_timeout, (int, float)) or stall_timeout <= 0
         ):
             raise ValueError(f"stall_timeout: must be a number of seconds > 0 (or None), got {stall_timeout!r}.")
+        _check_ids_given(dataset_id, batch, document_ids)
         self.dataset_id = dataset_id
         self.batch = batch
         self.document_ids = list(document_ids) if isinstance(document_ids, (list, tuple)) else document_ids
