@@ -33,6 +33,7 @@ from airflow_provider_dify.operators._documents import (
     INDEXING_TECHNIQUES,
     resolve_dataset,
 )
+from airflow_provider_dify.operators._input import check_uploads, literal_records, rendered_records
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -59,8 +60,10 @@ class _RecordSyncOperator(DifyIndexingWaitOperator):
 
     :param dataset_id: the knowledge base's id (templated; or give ``dataset_name``).
     :param dataset_name: the knowledge base's exact name (templated; or give ``dataset_id``).
-    :param records: the records as a list of dicts (templated; usually an upstream task's XCom), or a callable
-        returning an iterable of dicts, called with the context variables it names (``ds``, ``params``...).
+    :param records: the records: a list of dicts, passed as written (its values are never rendered as Jinja);
+        a template string (``"{{ ti.xcom_pull(task_ids='extract') }}"``) or an ``XComArg``, rendered and read as
+        the list it stands for (native objects, JSON or a Python literal); or a callable returning an iterable of
+        dicts, called with the context variables it names (``ds``, ``params``...).
     :param sql: a query whose rows are the records (templated; ``.sql`` files are read).
     :param sql_conn_id: the Airflow SQL connection the query runs on (any common-sql ``DbApiHook``).
     :param parameters: the query's parameters (templated).
@@ -129,7 +132,7 @@ class _RecordSyncOperator(DifyIndexingWaitOperator):
         check_choice(doc_form, DOC_FORMS, "doc_form")
         check_process_rule(process_rule)
         check_string(path_glob, "path_glob")
-        self.records = records
+        self.records = literal_records(records)  # record values are data: never rendered as Jinja
         self.sql = sql
         self.sql_conn_id = sql_conn_id
         self.parameters = parameters
@@ -167,7 +170,7 @@ class _RecordSyncOperator(DifyIndexingWaitOperator):
             renderer = self._renderer()
             records = read_records(
                 context,
-                records=self.records,
+                records=rendered_records(self.records),
                 sql=self.sql,
                 sql_conn_id=self.sql_conn_id,
                 parameters=self.parameters,
@@ -343,6 +346,7 @@ class DifySyncDocumentsOperator(_RecordSyncOperator):
         hook = self._shared_hook()
         url = self.push_console_url(context, dataset_id)
         rendered, failures = self._read_records(context)
+        check_uploads(hook, rendered)
         options = self._document_options(dataset)
         listed = list(hook.iter_documents(dataset_id, keyword=self.name_prefix or None))
         hashes, hash_failures = self._hashes(rendered, dataset, options)
