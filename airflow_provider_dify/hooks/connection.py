@@ -181,15 +181,24 @@ class DifyConnectionSettings:
     @classmethod
     def from_connection(cls, conn: Any) -> DifyConnectionSettings:
         """Build settings from an Airflow ``Connection`` (its extras must be a JSON object)."""
+        from airflow_provider_dify.exceptions import DifyArgumentError
+
         _check_extra_json(getattr(conn, "extra", None), conn.conn_id)
-        return cls.from_fields(
-            host=conn.host,
-            password=conn.password,
-            extra=conn.extra_dejson,
-            schema=conn.schema,
-            port=conn.port,
-            conn_id=conn.conn_id,
-        )
+        try:
+            return cls.from_fields(
+                host=conn.host,
+                password=conn.password,
+                extra=conn.extra_dejson,
+                schema=conn.schema,
+                port=conn.port,
+                conn_id=conn.conn_id,
+            )
+        except DifyArgumentError:
+            raise
+        except ValueError as error:  # a field the connection form got wrong: typed, naming the field
+            text = str(error)
+            field_name = "password" if "Password field" in text else "host" if ": host:" in text else "extra"
+            raise DifyArgumentError(text, argument=field_name) from None
 
 
 def _boolean(value: Any, name: str, conn_id: str) -> bool:

@@ -19,6 +19,8 @@ from typing import Any, NoReturn
 
 #: Dify's ids (knowledge bases, documents, chunks, child chunks, metadata fields, tags) are UUIDs.
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+#: A UUID shown in messages (and used to describe a request without sending it).
+UUID_EXAMPLE = "e6d8e8dc-2d56-4e90-8b01-f3edb7be07c2"
 #: Batch ids are digit strings (``YYYYmmddHHMMSS`` plus 6 random digits on Dify 1.13.2: 20 digits).
 _BATCH = re.compile(r"[0-9]{1,64}")
 #: Control characters a text may hold: tab, line feed, vertical tab, form feed, carriage return.
@@ -62,7 +64,7 @@ def check_id(value: Any, argument: str) -> str:
     hint = f", or {by_name} to look it up by name" if by_name else ""
     refuse(
         argument,
-        f"must be a Dify id (a UUID such as 'e6d8e8dc-2d56-4e90-8b01-f3edb7be07c2'), got {_shown(value)}; pass the id"
+        f"must be a Dify id (a UUID such as {UUID_EXAMPLE!r}), got {_shown(value)}; pass the id"
         f" Dify returned{hint}.",
     )
 

@@ -175,3 +175,12 @@ def check_columns(columns: list[str]) -> list[str]:
             )
         seen.add(column)
     return columns
+
+
+def check_chunk_texts(chunks: Sequence[Mapping[str, Any]]) -> None:
+    """Refuse chunks whose content, answer or keywords hold NUL or control characters (as the request would)."""
+    from airflow_provider_dify.hooks.operations import add_segments
+    from airflow_provider_dify.hooks.validation import UUID_EXAMPLE
+
+    if chunks:
+        add_segments(UUID_EXAMPLE, UUID_EXAMPLE, chunks)  # the request description checks every text

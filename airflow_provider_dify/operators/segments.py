@@ -24,6 +24,7 @@ from airflow_provider_dify.operators._base import (
 from airflow_provider_dify.operators._documents import (
     resolve_target,
 )
+from airflow_provider_dify.operators._input import check_chunk_texts
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -182,6 +183,7 @@ class DifyAddSegmentsOperator(DifyIndexingWaitOperator):
         chunks: list[dict[str, Any]] = []
         if not skip_check(self.segments, build):
             chunks = check_chunks(self.segments)
+            check_chunk_texts(chunks)
         batch_size = DEFAULT_BATCH_SIZE
         if not skip_check(self.batch_size, build):
             number = check_number(self.batch_size, "batch_size", minimum=1)

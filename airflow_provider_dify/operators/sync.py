@@ -341,11 +341,11 @@ class DifySyncDocumentsOperator(_RecordSyncOperator):
 
         with bad_arguments_fail_the_task():
             scope = self._scope()
+        rendered, failures = self._read_records(context)  # bad records fail here, before any request
         dataset = self._dataset()
         dataset_id = str(dataset["id"])
         hook = self._shared_hook()
         url = self.push_console_url(context, dataset_id)
-        rendered, failures = self._read_records(context)
         check_uploads(hook, rendered)
         options = self._document_options(dataset)
         listed = list(hook.iter_documents(dataset_id, keyword=self.name_prefix or None))
@@ -565,10 +565,10 @@ class DifySyncChunksOperator(_RecordSyncOperator):
             name = check_string(self.document_name, "document_name", max_length=200, single_line=True).strip()
             validate_metadata(self.document_metadata, "document_metadata")
             self._header()
+        rendering = self._read_records(context)  # bad arguments fail here, before any request
         dataset = self._dataset()
         dataset_id = str(dataset["id"])
         self.push_console_url(context, dataset_id)
-        rendering = self._read_records(context)  # bad arguments fail here, before the document is created
         document = self._document(dataset, name)
         if document.get("indexing_status") != "completed":
             self.log.info("Waiting for document %r (%s) to be indexed", name, document["id"])
