@@ -12,6 +12,8 @@ import pytest
 import airflow_provider_dify.hooks.dify  # noqa: F401
 
 BATCH = "20261123194403568155"
+#: A SQLite connection with a ``products`` table (``id``, ``title``), defined by the ``world`` fixture.
+SQL_CONN_ID = "input_sqlite"
 
 
 @dataclass
@@ -38,8 +40,19 @@ class World:
 
 
 @pytest.fixture
-def world(dify_emulator: Any, tmp_path: Path) -> World:
-    """Two knowledge bases, seeded without HTTP; the emulator's counters start at zero."""
+def world(dify_emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
+    """Two knowledge bases, seeded without HTTP, and a SQLite source; the emulator's counters start at zero."""
+    import json
+    import sqlite3
+
+    database = tmp_path / "source.db"
+    with sqlite3.connect(database) as connection:
+        connection.execute("CREATE TABLE products (id TEXT, title TEXT)")
+        connection.execute("INSERT INTO products VALUES ('sku-1', 'Kettle')")
+    connection.close()
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{SQL_CONN_ID.upper()}", json.dumps({"conn_type": "sqlite", "host": str(database)})
+    )
     a = dify_emulator.create_dataset("kb-a")["id"]
     doc = dify_emulator.create_document(a, "guide.txt", "Kettles boil water. Chairs hold people.")["id"]
     seg = dify_emulator.segments(a, doc)[0]["id"]

@@ -27,7 +27,7 @@ from airflow_provider_dify.operators.segments import DifyAddSegmentsOperator
 from airflow_provider_dify.operators.sync import DifySyncChunksOperator, DifySyncDocumentsOperator
 from airflow_provider_dify.sensors.indexing import DifyIndexingSensor
 from airflow_provider_dify.triggers.indexing import DifyIndexingTrigger
-from tests.input.conftest import BATCH, World
+from tests.input.conftest import BATCH, SQL_CONN_ID, World
 from tests.operators.helpers import context
 from tests.unit.helpers import assert_no_key_piece
 
@@ -485,6 +485,45 @@ SYNC_CASES = [
         "sync documents rendered records not parseable",
         lambda w: execute(sync_docs(w, records="{{ ti.xcom_pull('x') }}"), records="[{'id': datetime(1)}]"),
         "records",
+    ),
+    Case(
+        "sync documents SQL syntax error",
+        lambda w: execute(sync_docs(w, records=None, sql="SELEC id FROM products", sql_conn_id=SQL_CONN_ID)),
+        "sql",
+    ),
+    Case(
+        "sync documents SQL unknown table",
+        lambda w: execute(sync_docs(w, records=None, sql="SELECT id FROM nowhere", sql_conn_id=SQL_CONN_ID)),
+        "sql",
+    ),
+    Case(
+        "sync documents SQL duplicate columns",
+        lambda w: execute(
+            sync_docs(w, records=None, sql="SELECT id, title, title FROM products", sql_conn_id=SQL_CONN_ID)
+        ),
+        "sql",
+    ),
+    Case(
+        "sync documents sql_conn_id is a dify connection",
+        lambda w: execute(sync_docs(w, records=None, sql="SELECT 1", sql_conn_id="dify_default")),
+        "sql_conn_id",
+    ),
+    Case(
+        "sync documents sql_conn_id missing",
+        lambda w: execute(sync_docs(w, records=None, sql="SELECT 1", sql_conn_id="no_such_connection")),
+        "sql_conn_id",
+    ),
+    Case(
+        "sync chunks SQL duplicate columns",
+        lambda w: execute(
+            sync_chunks(w, records=None, sql="SELECT id AS title, title FROM products", sql_conn_id=SQL_CONN_ID)
+        ),
+        "sql",
+    ),
+    Case(
+        "sync chunks SQL syntax error",
+        lambda w: execute(sync_chunks(w, records=None, sql="SELECT FROM WHERE", sql_conn_id=SQL_CONN_ID)),
+        "sql",
     ),
     Case("sync chunks climbing dataset", lambda w: sync_chunks(w, dataset_id=f"../{w.b}"), "dataset_id"),
     Case("sync chunks poll_interval 0", lambda w: sync_chunks(w, poll_interval=0), "poll_interval"),
