@@ -5,6 +5,7 @@ real DAG runs (``dag.test()``), with a sweep of XCom, rendered fields and the st
 from __future__ import annotations
 
 import itertools
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -66,9 +67,12 @@ def _dag(dataset_id: str, *, from_xcom: bool) -> Any:
 
 @pytest.mark.dify_emulator(indexing_seconds=0.001, queue_pickup_seconds=0)
 @pytest.mark.parametrize("from_xcom", [False, True], ids=["literal list", "xcom pull template"])
-def test_record_values_are_stored_verbatim(dify_emulator: Any, from_xcom: bool) -> None:
+def test_record_values_are_stored_verbatim(
+    dify_emulator: Any, from_xcom: bool, caplog: pytest.LogCaptureFixture
+) -> None:
     dataset_id = dify_emulator.create_dataset("record-values")["id"]
-    dag_run = run_dag(_dag(dataset_id, from_xcom=from_xcom))
+    with caplog.at_level(logging.DEBUG):
+        dag_run = run_dag(_dag(dataset_id, from_xcom=from_xcom))
     assert task_state(dag_run, "documents") == "success"
     assert task_state(dag_run, "chunks") == "success"
 
@@ -85,4 +89,21 @@ def test_record_values_are_stored_verbatim(dify_emulator: Any, from_xcom: bool) 
     rendered = rendered_fields_text(dag_run)
     if not from_xcom:
         assert "Record math: {{ 7 * 7 }}" in rendered  # the rendered field shows the records as written
-    assert_no_key_piece(dify_emulator.api_key, rendered, all_xcom_text(dag_run), *stored)
+    database = metadata_db_text(dag_run.dag_id)
+    assert "record-values" in database  # the sweep reads the run's rows
+    assert_no_key_piece(dify_emulator.api_key, rendered, all_xcom_text(dag_run), database, caplog.text, *stored)
+
+
+def metadata_db_text(dag_id: str) -> str:
+    """Every row of every metadata database table that has a ``dag_id`` column, for one DAG, as text."""
+    from airflow.utils.session import create_session
+    from sqlalchemy import inspect, text
+
+    parts = []
+    with create_session() as session:
+        inspector = inspect(session.get_bind())
+        for table in inspector.get_table_names():
+            if "dag_id" in {column["name"] for column in inspector.get_columns(table)}:
+                rows = session.execute(text(f'SELECT * FROM "{table}" WHERE dag_id = :dag_id'), {"dag_id": dag_id})
+                parts += [f"{table}: {tuple(row)!r}" for row in rows]
+    return "\n".join(parts)
