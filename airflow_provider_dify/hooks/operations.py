@@ -5,6 +5,11 @@ JSON body or multipart parts, whether the route is under Dify's knowledge rate l
 cannot duplicate anything, and the older spelling of the route when one exists. The sync
 :class:`~airflow_provider_dify.hooks.dify.DifyHook` sends them with ``requests``; the async client used by the
 trigger sends the same descriptions with ``httpx``. Neither builds a request of its own.
+
+Every argument is checked here, before anything is sent, with the checks of
+:mod:`airflow_provider_dify.hooks.validation`: each id that goes into a path must be Dify's (a UUID, or the
+digit string of a batch), so nothing a caller passes can change which route is called. A bad argument raises
+:class:`~airflow_provider_dify.exceptions.DifyArgumentError` naming it.
 """
 
 from __future__ import annotations
