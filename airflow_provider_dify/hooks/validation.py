@@ -64,8 +64,7 @@ def check_id(value: Any, argument: str) -> str:
     hint = f", or {by_name} to look it up by name" if by_name else ""
     refuse(
         argument,
-        f"must be a Dify id (a UUID such as {UUID_EXAMPLE!r}), got {_shown(value)}; pass the id"
-        f" Dify returned{hint}.",
+        f"must be a Dify id (a UUID such as {UUID_EXAMPLE!r}), got {_shown(value)}; pass the id Dify returned{hint}.",
     )
 
 
