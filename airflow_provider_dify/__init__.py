@@ -30,7 +30,7 @@ def get_provider_info() -> dict[str, Any]:
     for name, description in CONNECTION_EXTRAS.items():
         if name == "verify_ssl":
             schema: dict[str, Any] = {"type": ["boolean", "null"], "default": True}
-        elif name in ("timeout", "connect_timeout", "retry_wait_max", "rate_limit_wait"):
+        elif name in ("timeout", "connect_timeout", "retry_wait_max", "rate_limit_wait", "upload_max_mb"):
             schema = {"type": ["number", "null"]}
         elif name in ("max_retries", "requests_per_minute"):
             schema = {"type": ["integer", "null"]}

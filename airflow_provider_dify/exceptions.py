@@ -5,13 +5,19 @@ Every error that a Dify server can answer maps to one class below (see
 ``code`` and ``message``, and the request that failed (``method`` and ``path``, never a header, so never the
 API key). All of them subclass :class:`~airflow.exceptions.AirflowException` so that Airflow reports them as
 task failures.
+
+The errors that cannot succeed on a retry (:class:`DifyAuthenticationError`, :class:`DifyQuotaExceededError`,
+:class:`DifyValidationError`, :class:`DifyFileRejectedError`, :class:`DifyArgumentError`) also subclass
+:class:`~airflow.exceptions.AirflowFailException`: a task that raises one fails at once, without its Airflow
+retries (Airflow 3.3 does not consult a task's ``retry_policy`` for them either). The others keep the task's
+retries.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from airflow.providers.common.compat.sdk import AirflowException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
 
 class DifyError(AirflowException):
@@ -82,7 +88,7 @@ class DifyTLSError(DifyConnectionError):
     certificate."""
 
 
-class DifyAuthenticationError(DifyError):
+class DifyAuthenticationError(DifyError, AirflowFailException):
     """HTTP 401: the API key is missing, malformed or unknown (an app key instead of a knowledge key)."""
 
 
@@ -129,7 +135,7 @@ class DifyRateLimitError(DifyError):
         super().__init__(message, **kwargs)
 
 
-class DifyQuotaExceededError(DifyError):
+class DifyQuotaExceededError(DifyError, AirflowFailException):
     """HTTP 403 from billing: vector space or document count exhausted, or a feature of a paid plan."""
 
 
@@ -141,12 +147,12 @@ class DifyConflictError(DifyError):
     """HTTP 409: a knowledge base with that name exists, or the knowledge base is in use by apps."""
 
 
-class DifyValidationError(DifyError):
+class DifyValidationError(DifyError, AirflowFailException):
     """HTTP 400 (``invalid_param``, ``bad_request``, the ``{"error": ...}`` body of chunk validation...) or 415
     ``unsupported_media_type``: the request itself is wrong and repeating it will not help."""
 
 
-class DifyFileRejectedError(DifyError):
+class DifyFileRejectedError(DifyError, AirflowFailException):
     """The uploaded file was refused: too large (413), of a type the server does not accept (415), or the 400
     with an empty message that create-by-file answers for either."""
 
@@ -210,3 +216,21 @@ class DifyPaginationError(DifyInvalidResponseError):
     seen, without the listing being complete (servers around Dify 1.1-1.2 ignored ``page``/``limit``). Raised
     instead of paging forever; upgrade the server, or read fewer items.
     """
+
+
+class DifyArgumentError(DifyError, AirflowFailException, ValueError):
+    """
+    A bad argument (or connection field), refused before any request is sent; repeating cannot help.
+
+    Also a ``ValueError``, as the provider's argument checks always raised.
+
+    :param message: what is wrong and how to fix it; starts with the argument's name.
+    :param argument: the name of the argument (``dataset_id``, ``records[3].id``, ``password``...).
+    """
+
+    def __init__(self, message: str, *, argument: str, **kwargs: Any) -> None:
+        self.argument = argument
+        super().__init__(message, **kwargs)
+
+    def _describe(self) -> str:
+        return self.message

@@ -137,7 +137,7 @@ def sync_operator(dataset_id: str, rows: list[dict[str, Any]], **options: Any) -
         text_template=TEMPLATE,
         document_name="catalogue",
         indexing_technique="economy",
-        poll_interval=0.02,
+        poll_interval=0.05,
         **options,
     )
 

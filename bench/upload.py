@@ -62,6 +62,9 @@ def run(sizes: Sizes) -> SectionResult:
         tempfile.TemporaryDirectory(prefix="dify-bench-upload-") as folder,
         running_emulator(upload_limit_bytes=size + 1024 * 1024) as dify,
     ):
+        # The connection states the raised limit, or the hook would refuse the file before sending it.
+        connection = {**json.loads(dify.connection_json), "extra": json.dumps({"upload_max_mb": sizes.upload_mib + 1})}
+        os.environ["AIRFLOW_CONN_DIFY_DEFAULT"] = json.dumps(connection)
         hook = DifyHook()
         results = {}
         for mode in ("hook", "requests"):

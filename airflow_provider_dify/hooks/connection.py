@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from airflow_provider_dify.hooks.retries import RetryPolicy
+from airflow_provider_dify.hooks.validation import DEFAULT_UPLOAD_EXTENSIONS, DEFAULT_UPLOAD_MAX_MB, refuse
 
 CONN_TYPE = "dify"
 DEFAULT_CONN_ID = "dify_default"
@@ -30,6 +31,8 @@ CONNECTION_EXTRAS: dict[str, str] = {
     "rate_limit_wait": "Seconds to wait after Dify's rate-limit answer (default 60: Dify's window).",
     "requests_per_minute": "Client-side limit of rate-limited requests per minute (Dify Cloud: 10/100/1000).",
     "console_url": "Dify console URL for the task links (default: derived from the API URL).",
+    "upload_max_mb": "The server's upload limit in MB (UPLOAD_FILE_SIZE_LIMIT; default 15, Dify's).",
+    "upload_extensions": "File extensions the server accepts, comma-separated (default: Dify's default ETL's).",
 }
 
 
@@ -91,6 +94,8 @@ class DifyConnectionSettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     requests_per_minute: int | None = None
     console_url: str = ""
+    upload_max_mb: float = DEFAULT_UPLOAD_MAX_MB
+    upload_extensions: tuple[str, ...] = DEFAULT_UPLOAD_EXTENSIONS
 
     @property
     def workspace_key(self) -> str:
@@ -115,6 +120,7 @@ class DifyConnectionSettings:
                 f"Connection {conn_id!r}: the Password field must hold the Dify knowledge API key "
                 "(Knowledge -> Service API -> API Key)."
             )
+        _check_key(password.strip(), conn_id)
         # Connection forms store a field left blank as null or "": such a field is unset.
         extra = {key: value for key, value in dict(extra or {}).items() if value is not None and value != ""}
         unknown = sorted(set(extra) - set(CONNECTION_EXTRAS))
@@ -168,19 +174,31 @@ class DifyConnectionSettings:
             retry=retry,
             requests_per_minute=requests_per_minute,
             console_url=str(extra.get("console_url") or console_url_for(base_url)).rstrip("/"),
+            upload_max_mb=number("upload_max_mb", DEFAULT_UPLOAD_MAX_MB, 0.001),
+            upload_extensions=_extensions(extra.get("upload_extensions"), conn_id),
         )
 
     @classmethod
     def from_connection(cls, conn: Any) -> DifyConnectionSettings:
-        """Build settings from an Airflow ``Connection``."""
-        return cls.from_fields(
-            host=conn.host,
-            password=conn.password,
-            extra=conn.extra_dejson,
-            schema=conn.schema,
-            port=conn.port,
-            conn_id=conn.conn_id,
-        )
+        """Build settings from an Airflow ``Connection`` (its extras must be a JSON object)."""
+        from airflow_provider_dify.exceptions import DifyArgumentError
+
+        _check_extra_json(getattr(conn, "extra", None), conn.conn_id)
+        try:
+            return cls.from_fields(
+                host=conn.host,
+                password=conn.password,
+                extra=conn.extra_dejson,
+                schema=conn.schema,
+                port=conn.port,
+                conn_id=conn.conn_id,
+            )
+        except DifyArgumentError:
+            raise
+        except ValueError as error:  # a field the connection form got wrong: typed, naming the field
+            text = str(error)
+            field_name = "password" if "Password field" in text else "host" if ": host:" in text else "extra"
+            raise DifyArgumentError(text, argument=field_name) from None
 
 
 def _boolean(value: Any, name: str, conn_id: str) -> bool:
@@ -189,3 +207,56 @@ def _boolean(value: Any, name: str, conn_id: str) -> bool:
     if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
         return value.strip().lower() in ("true", "1", "yes", "on")
     raise ValueError(f"Connection {conn_id!r}: extra {name!r} must be true or false, got {value!r}.")
+
+
+def _check_key(key: str, conn_id: str) -> None:
+    """Refuse a key with whitespace or control characters inside (a paste with a line break): the message
+    shows no part of the key, and no HTTP client gets to put it in an error of its own."""
+    for char in key:
+        if not 33 <= ord(char) <= 126:
+            if char in "\r\n":
+                kind = "a line break"
+            elif char.isspace():
+                kind = "whitespace"
+            elif ord(char) < 32 or ord(char) == 127:
+                kind = "a control character"
+            else:
+                kind = "a character that is not printable ASCII"
+            refuse(
+                "password",
+                f"connection {conn_id!r}: the API key holds {kind} inside it; Dify's keys are 'dataset-' and"
+                " letters and digits only. Copy the key again (Knowledge -> Service API -> API Key) and paste it"
+                " without it.",
+            )
+
+
+def _check_extra_json(extra: Any, conn_id: str) -> None:
+    """Refuse extras that are not a JSON object (Airflow would otherwise ignore them with a log line)."""
+    import json
+
+    if extra is None or (isinstance(extra, str) and not extra.strip()) or isinstance(extra, Mapping):
+        return
+    try:
+        parsed = json.loads(extra)
+    except (TypeError, ValueError) as error:
+        refuse(
+            "extra",
+            f"connection {conn_id!r}: the Extra field is not valid JSON ({error}); write a JSON object"
+            ' such as {"timeout": 60}.',
+        )
+    if not isinstance(parsed, Mapping):
+        refuse("extra", f"connection {conn_id!r}: the Extra field must be a JSON object, got {type(parsed).__name__}.")
+
+
+def _extensions(value: Any, conn_id: str) -> tuple[str, ...]:
+    if value is None:
+        return DEFAULT_UPLOAD_EXTENSIONS
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(item, str) for item in items):
+        refuse(
+            "extra", f"connection {conn_id!r}: extra 'upload_extensions' must be comma-separated text, got {value!r}."
+        )
+    extensions = tuple(item.strip().lower().lstrip(".") for item in items if item.strip())
+    if not extensions:
+        refuse("extra", f"connection {conn_id!r}: extra 'upload_extensions' names no extension.")
+    return extensions

@@ -266,15 +266,20 @@ class DifyHook(BaseHook):
         elif request.json_body is not None:
             kwargs["json"] = request.json_body
         started = time.monotonic()
+        key = settings.api_key
         try:
             response = self.session.request(request.method, settings.base_url + request.path, **kwargs)
         except requests.ConnectTimeout as error:
-            raise connection_error(request, error, maybe_delivered=False) from None
+            raise connection_error(request, error, maybe_delivered=False, secret=key) from None
         except requests.ConnectionError as error:
-            raise connection_error(request, error, maybe_delivered=not _never_connected(error)) from None
+            raise connection_error(request, error, maybe_delivered=not _never_connected(error), secret=key) from None
         except (requests.Timeout, requests.exceptions.ChunkedEncodingError) as error:
             # Timed out waiting for, or cut off while reading, the response: the server may have acted.
-            raise connection_error(request, error, maybe_delivered=True) from None
+            raise connection_error(request, error, maybe_delivered=True, secret=key) from None
+        except (requests.RequestException, ValueError, UnicodeError) as error:
+            # Anything else requests raises (an invalid header or URL...) is refused before sending; its text
+            # may quote a header, so the key is taken out.
+            raise connection_error(request, error, maybe_delivered=False, secret=key) from None
         log.debug(
             "%s %s -> %s (%.0f ms)",
             request.method,
@@ -401,6 +406,7 @@ class DifyHook(BaseHook):
         :param options: as :meth:`create_document_by_text`, plus ``duplicate``.
         """
         upload = FileUpload.from_path(file_path, filename)
+        self._check_upload(upload)
         return self.send(ops.create_document_by_file(dataset_id, upload, **options))
 
     def update_document_by_text(self, dataset_id: str, document_id: str, **fields: Any) -> JsonDict:
@@ -418,7 +424,15 @@ class DifyHook(BaseHook):
     ) -> JsonDict:
         """Replace a document's file and/or settings (PATCH, or POST update-by-file on Dify < 1.15)."""
         upload = FileUpload.from_path(file_path, filename) if file_path is not None else None
+        if upload is not None:
+            self._check_upload(upload)
         return self.send(ops.update_document_by_file(dataset_id, document_id, upload, **options))
+
+    def _check_upload(self, upload: FileUpload) -> None:
+        """Refuse a file the server would refuse (size, extension), by the connection's upload limits."""
+        from airflow_provider_dify.hooks.validation import check_upload_allowed
+
+        check_upload_allowed(self.settings, upload.path, upload.filename)
 
     def list_documents(
         self,

@@ -115,6 +115,7 @@ class DifyAsyncHook(BaseHook):
         import httpx
 
         assert self._client is not None
+        key = self._settings.api_key if self._settings is not None else None
         try:
             response = await self._client.request(
                 request.method,
@@ -123,9 +124,12 @@ class DifyAsyncHook(BaseHook):
                 json=request.json_body,
             )
         except (httpx.ConnectError, httpx.ConnectTimeout) as error:
-            raise connection_error(request, error, maybe_delivered=False) from None
+            raise connection_error(request, error, maybe_delivered=False, secret=key) from None
         except httpx.TransportError as error:
-            raise connection_error(request, error, maybe_delivered=True) from None
+            raise connection_error(request, error, maybe_delivered=True, secret=key) from None
+        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, ValueError, UnicodeError) as error:
+            # Anything else httpx raises is refused before sending; its text may quote a header.
+            raise connection_error(request, error, maybe_delivered=False, secret=key) from None
         return read_response(request, response.status_code, response.headers, response.content)
 
     def _log_retry(self, state: Any) -> None:

@@ -55,6 +55,8 @@ COMPLETED = "completed"
 FAILED_STATUSES: tuple[str, ...] = ("error", "paused", "stopped")
 #: The status this module gives a document that answers 404 while waited on.
 DELETED = "deleted"
+#: The ``error`` of a :data:`DELETED` result whose document no poll of the wait ever saw: the id never existed.
+NEVER_SEEN = "not found, never seen by this wait"
 #: Event statuses a trigger may send.
 EVENT_STATUSES: tuple[str, ...] = ("success", "error", "stalled", "timeout")
 
@@ -360,6 +362,8 @@ def plan_poll(
             if _is_missing_dataset(error):
                 raise
             found[doc_id] = deleted_entry(doc_id, names.get(doc_id))
+            if doc_id not in names:
+                found[doc_id]["error"] = NEVER_SEEN
         else:
             if not isinstance(detail, Mapping):
                 raise DifyIndexingError(f"Document {doc_id} answered an unexpected body: {str(detail)[:200]!r}.")
@@ -397,6 +401,12 @@ def document_problem(entry: Mapping[str, Any]) -> str | None:
     """Why a document ends a wait with an error (``None`` when it does not)."""
     status = entry.get("indexing_status")
     label = _label(entry)
+    if status == DELETED and entry.get("error") == NEVER_SEEN:
+        return (
+            f"document {label} is not in the knowledge base (Dify answers 404 and no poll of this wait ever saw"
+            " it): the id is wrong or the document was deleted before the wait began; check document_ids and"
+            " dataset_id"
+        )
     if status == DELETED:
         return f"document {label} was deleted while waiting for its indexing"
     if entry.get("archived"):
@@ -639,25 +649,27 @@ def validate_wait_arguments(
     poll_interval: Any = None,
     stall_timeout: Any = None,
 ) -> None:
-    """Check the arguments of a wait, raising a ``ValueError`` that names the argument and the fix."""
-    if not isinstance(dataset_id, str) or not dataset_id.strip():
-        raise ValueError(f"dataset_id: must be the id of a knowledge base, got {dataset_id!r}.")
-    if batch is not None and (not isinstance(batch, str) or not batch.strip()):
-        raise ValueError(f"batch: must be a batch id string (or None), got {batch!r}.")
-    if document_ids is not None:
-        if isinstance(document_ids, str) or not isinstance(document_ids, Sequence):
-            raise ValueError(f"document_ids: must be a list of document ids, got {document_ids!r}.")
-        bad = [doc_id for doc_id in document_ids if not isinstance(doc_id, str) or not doc_id.strip()]
-        if bad:
-            raise ValueError(f"document_ids: every item must be a non-empty id string, got {bad!r}.")
+    """Check the arguments of a wait, raising a ``DifyArgumentError`` (a ``ValueError``) that names the argument
+    and the fix: the ids are Dify's (UUIDs, digit batch ids), ``poll_interval`` is at least
+    :data:`~airflow_provider_dify.hooks.validation.MIN_POLL_INTERVAL`."""
+    from airflow_provider_dify.hooks.validation import check_batch, check_id, check_poll_interval
+
+    if document_ids is not None and (isinstance(document_ids, str) or not isinstance(document_ids, Sequence)):
+        raise ValueError(f"document_ids: must be a list of document ids, got {document_ids!r}.")
     if not batch and not document_ids:
         raise ValueError(
             "batch or document_ids: pass the batch of a create/update call, the ids of the documents to wait"
             " for, or both."
         )
+    check_id(dataset_id, "dataset_id")
+    if batch is not None:
+        check_batch(batch)
+    for index, doc_id in enumerate(document_ids or []):
+        check_id(doc_id, f"document_ids[{index}]")
+    if poll_interval is not None:
+        check_poll_interval(poll_interval, "poll_interval")
     for name, value, allow_none in (
         ("timeout", timeout, True),
-        ("poll_interval", poll_interval, True),
         ("stall_timeout", stall_timeout, True),
     ):
         if value is None and allow_none:

@@ -5,6 +5,11 @@ JSON body or multipart parts, whether the route is under Dify's knowledge rate l
 cannot duplicate anything, and the older spelling of the route when one exists. The sync
 :class:`~airflow_provider_dify.hooks.dify.DifyHook` sends them with ``requests``; the async client used by the
 trigger sends the same descriptions with ``httpx``. Neither builds a request of its own.
+
+Every argument is checked here, before anything is sent, with the checks of
+:mod:`airflow_provider_dify.hooks.validation`: each id that goes into a path must be Dify's (a UUID, or the
+digit string of a batch), so nothing a caller passes can change which route is called. A bad argument raises
+:class:`~airflow_provider_dify.exceptions.DifyArgumentError` naming it.
 """
 
 from __future__ import annotations
@@ -17,6 +22,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
+
+from airflow_provider_dify.hooks.validation import (
+    check_batch,
+    check_id,
+    check_metadata_name,
+    check_metadata_value,
+    check_no_control,
+    refuse,
+)
 
 #: The most items Dify returns per page.
 MAX_PAGE_SIZE = 100
@@ -54,18 +68,18 @@ class FileUpload:
         """Describe an upload of ``path``, checking before anything is sent that it can be uploaded."""
         local = Path(path)
         if not local.exists():
-            raise ValueError(f"file: {str(local)!r} does not exist; pass the path of a readable file.")
+            refuse("file", f"{str(local)!r} does not exist; pass the path of a readable file.")
         if not local.is_file():
-            raise ValueError(f"file: {str(local)!r} is not a regular file; pass a file, not a directory.")
+            refuse("file", f"{str(local)!r} is not a regular file; pass a file, not a directory.")
         name = local.name if filename is None else filename
         if not name or not name.strip():
-            raise ValueError("file: the upload needs a non-empty file name; pass filename='report.txt'.")
+            refuse("file", "the upload needs a non-empty file name; pass filename='report.txt'.")
         if "/" in name or "\\" in name:
-            raise ValueError(f"file: the file name {name!r} must not contain '/' or '\\'.")
+            refuse("file", f"the file name {name!r} must not contain '/' or '\\'.")
         if any(ord(char) < 32 or ord(char) == 127 for char in name):
-            raise ValueError(f"file: the file name {name!r} must not contain control characters (line breaks, tabs).")
+            refuse("file", f"the file name {name!r} must not contain control characters (line breaks, tabs).")
         if not os.access(local, os.R_OK):
-            raise ValueError(f"file: {str(local)!r} is not readable by this process; check its permissions.")
+            refuse("file", f"{str(local)!r} is not readable by this process; check its permissions.")
         content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
         return cls(path=str(local), filename=name, content_type=content_type)
 
@@ -190,27 +204,28 @@ def _body(**values: Any) -> dict[str, Any]:
 
 def _require(value: str | None, name: str) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{name}: a non-empty string is required.")
-    return value
+        refuse(name, "a non-empty string is required.")
+    return check_no_control(value, name)
 
 
 def _page_size(limit: int) -> int:
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE_SIZE:
-        raise ValueError(f"limit: must be an integer from 1 to {MAX_PAGE_SIZE} (Dify caps pages at 100).")
+        refuse("limit", f"must be an integer from 1 to {MAX_PAGE_SIZE} (Dify caps pages at 100).")
     return limit
 
 
 def _page(page: int) -> int:
     if not isinstance(page, int) or isinstance(page, bool) or page < 1:
-        raise ValueError("page: pages are numbered from 1.")
+        refuse("page", "pages are numbered from 1.")
     return page
 
 
 def _ids(values: Sequence[str] | None, name: str) -> list[str]:
+    """Ids sent in a body or a query (they cannot change the route): non-empty, one line each."""
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-        raise ValueError(f"{name}: pass a list of ids, e.g. {name}=[...], not {type(values).__name__}.")
+        refuse(name, f"pass a list of ids, e.g. {name}=[...], not {type(values).__name__}.")
     if not values:
-        raise ValueError(f"{name}: pass at least one id.")
+        refuse(name, "pass at least one id.")
     for index, value in enumerate(values):
         _require(value, f"{name}[{index}]")
     return list(values)
@@ -218,20 +233,37 @@ def _ids(values: Sequence[str] | None, name: str) -> list[str]:
 
 def _choice(value: str, allowed: Sequence[str], name: str) -> str:
     if value not in allowed:
-        raise ValueError(f"{name}: {value!r} is not one of {', '.join(allowed)}.")
+        refuse(name, f"{value!r} is not one of {', '.join(allowed)}.")
     return value
 
 
+def _text(value: Any, name: str) -> str:
+    if not isinstance(value, str):
+        refuse(name, f"a string is required, got {type(value).__name__}.")
+    return check_no_control(value, name, text=True)
+
+
+def _segment_texts(segment: Mapping[str, Any], name: str) -> None:
+    for text_field in ("content", "answer"):
+        if isinstance(segment.get(text_field), str):
+            _text(segment[text_field], f"{name}.{text_field}")
+    keywords = segment.get("keywords")
+    if isinstance(keywords, (list, tuple)):
+        for index, keyword in enumerate(keywords):
+            if isinstance(keyword, str):
+                check_no_control(keyword, f"{name}.keywords[{index}]")
+
+
 def _ds(dataset_id: str) -> str:
-    return f"/datasets/{_require(dataset_id, 'dataset_id')}"
+    return f"/datasets/{check_id(dataset_id, 'dataset_id')}"
 
 
 def _doc(dataset_id: str, document_id: str) -> str:
-    return f"{_ds(dataset_id)}/documents/{_require(document_id, 'document_id')}"
+    return f"{_ds(dataset_id)}/documents/{check_id(document_id, 'document_id')}"
 
 
 def _seg(dataset_id: str, document_id: str, segment_id: str) -> str:
-    return f"{_doc(dataset_id, document_id)}/segments/{_require(segment_id, 'segment_id')}"
+    return f"{_doc(dataset_id, document_id)}/segments/{check_id(segment_id, 'segment_id')}"
 
 
 # -- datasets ------------------------------------------------------------------------------------------------
@@ -251,7 +283,7 @@ def create_dataset(
     """``POST /datasets``. A repeat answers 409 ``dataset_name_duplicate`` rather than a second dataset."""
     _require(name, "name")
     if len(name) > 40:
-        raise ValueError(f"name: Dify allows at most 40 characters for a knowledge base name, got {len(name)}.")
+        refuse("name", f"Dify allows at most 40 characters for a knowledge base name, got {len(name)}.")
     body = _body(
         name=name,
         description=description,
@@ -292,7 +324,7 @@ def get_dataset(dataset_id: str) -> ApiRequest:
 def update_dataset(dataset_id: str, **changes: Any) -> ApiRequest:
     """``PATCH /datasets/{dataset_id}``: only the keys given change."""
     if not changes:
-        raise ValueError("update_dataset: pass at least one field to change (name, description...).")
+        refuse("update_dataset", "pass at least one field to change (name, description...).")
     return ApiRequest("update_dataset", "PATCH", _ds(dataset_id), json_body=changes, rate_limited=True)
 
 
@@ -322,8 +354,7 @@ def create_document_by_text(
     Idempotent by Dify's same-name upsert: repeating it updates the same document instead of adding one.
     """
     _require(name, "name")
-    if not isinstance(text, str):
-        raise ValueError("text: a string is required.")
+    _text(text, "text")
     body = _body(
         name=name,
         text=text,
@@ -401,7 +432,11 @@ def update_document_by_text(
 ) -> ApiRequest:
     """``POST /datasets/{id}/documents/{doc}/update-by-text``. ``name`` is required with ``text``."""
     if text is not None and not name:
-        raise ValueError("name: Dify requires the document name together with text; pass name=...")
+        refuse("name", "Dify requires the document name together with text; pass name=...")
+    if name is not None:
+        _require(name, "name")
+    if text is not None:
+        _text(text, "text")
     body = _body(
         name=name,
         text=text,
@@ -482,7 +517,7 @@ def delete_document(dataset_id: str, document_id: str) -> ApiRequest:
 
 def get_indexing_status(dataset_id: str, batch: str) -> ApiRequest:
     """``GET /datasets/{id}/documents/{batch}/indexing-status``."""
-    path = f"{_ds(dataset_id)}/documents/{_require(batch, 'batch')}/indexing-status"
+    path = f"{_ds(dataset_id)}/documents/{check_batch(batch)}/indexing-status"
     return ApiRequest("get_indexing_status", "GET", path)
 
 
@@ -512,14 +547,15 @@ def get_document_download_url(dataset_id: str, document_id: str) -> ApiRequest:
 def add_segments(dataset_id: str, document_id: str, segments: Sequence[Mapping[str, Any]]) -> ApiRequest:
     """``POST .../documents/{doc}/segments``. Not idempotent: a repeat adds the chunks again."""
     if not segments:
-        raise ValueError("segments: pass at least one chunk.")
+        refuse("segments", "pass at least one chunk.")
     items = []
     for index, segment in enumerate(segments):
         if not isinstance(segment, Mapping):
-            raise ValueError(f"segments[{index}]: each chunk is a dict with a 'content' key.")
+            refuse(f"segments[{index}]", "each chunk is a dict with a 'content' key.")
         content = segment.get("content")
         if not isinstance(content, str) or not content.strip():
-            raise ValueError(f"segments[{index}].content: a non-blank string is required.")
+            refuse(f"segments[{index}].content", "a non-blank string is required.")
+        _segment_texts(segment, f"segments[{index}]")
         items.append(dict(segment))
     return ApiRequest(
         "add_segments",
@@ -554,7 +590,8 @@ def get_segment(dataset_id: str, document_id: str, segment_id: str) -> ApiReques
 def update_segment(dataset_id: str, document_id: str, segment_id: str, segment: Mapping[str, Any]) -> ApiRequest:
     """``POST .../segments/{seg}`` (Dify updates chunks with POST, not PATCH)."""
     if not segment:
-        raise ValueError("segment: pass the fields to change (content, answer, keywords, enabled...).")
+        refuse("segment", "pass the fields to change (content, answer, keywords, enabled...).")
+    _segment_texts(segment, "segment")
     return ApiRequest(
         "update_segment",
         "POST",
@@ -595,7 +632,8 @@ def list_child_chunks(
 
 def add_child_chunk(dataset_id: str, document_id: str, segment_id: str, content: str) -> ApiRequest:
     """``POST .../segments/{seg}/child_chunks``. Not idempotent."""
-    _require(content, "content")
+    _require(content.strip() if isinstance(content, str) else content, "content")
+    _text(content, "content")
     path = f"{_seg(dataset_id, document_id, segment_id)}/child_chunks"
     return ApiRequest(
         "add_child_chunk", "POST", path, json_body={"content": content}, rate_limited=True, idempotent=False
@@ -606,14 +644,15 @@ def update_child_chunk(
     dataset_id: str, document_id: str, segment_id: str, child_chunk_id: str, content: str
 ) -> ApiRequest:
     """``PATCH .../segments/{seg}/child_chunks/{child}``."""
-    _require(content, "content")
-    path = f"{_seg(dataset_id, document_id, segment_id)}/child_chunks/{_require(child_chunk_id, 'child_chunk_id')}"
+    _require(content.strip() if isinstance(content, str) else content, "content")
+    _text(content, "content")
+    path = f"{_seg(dataset_id, document_id, segment_id)}/child_chunks/{check_id(child_chunk_id, 'child_chunk_id')}"
     return ApiRequest("update_child_chunk", "PATCH", path, json_body={"content": content}, rate_limited=True)
 
 
 def delete_child_chunk(dataset_id: str, document_id: str, segment_id: str, child_chunk_id: str) -> ApiRequest:
     """``DELETE .../segments/{seg}/child_chunks/{child}``."""
-    path = f"{_seg(dataset_id, document_id, segment_id)}/child_chunks/{_require(child_chunk_id, 'child_chunk_id')}"
+    path = f"{_seg(dataset_id, document_id, segment_id)}/child_chunks/{check_id(child_chunk_id, 'child_chunk_id')}"
     return ApiRequest("delete_child_chunk", "DELETE", path, rate_limited=True, missing_is_success_on_retry=True)
 
 
@@ -628,9 +667,10 @@ def retrieve(
     external_retrieval_model: Mapping[str, Any] | None = None,
 ) -> ApiRequest:
     """``POST /datasets/{id}/retrieve``: read-only, so safe to repeat. Queries are at most 250 characters."""
-    _require(query, "query")
+    _require(query.strip() if isinstance(query, str) else query, "query")
+    _text(query, "query")
     if len(query) > 250:
-        raise ValueError(f"query: Dify accepts at most 250 characters, got {len(query)}.")
+        refuse("query", f"Dify accepts at most 250 characters, got {len(query)}.")
     body = _body(
         query=query,
         retrieval_model=dict(retrieval_model) if retrieval_model else None,
@@ -652,7 +692,7 @@ def retrieve(
 
 def create_metadata_field(dataset_id: str, name: str, type: MetadataType = "string") -> ApiRequest:
     """``POST /datasets/{id}/metadata`` (answers 201). A repeat answers 400 "Metadata name already exists."."""
-    _require(name, "name")
+    check_metadata_name(name, "name")
     _choice(type, METADATA_TYPES, "type")
     return ApiRequest(
         "create_metadata_field",
@@ -670,14 +710,14 @@ def list_metadata_fields(dataset_id: str) -> ApiRequest:
 
 def update_metadata_field(dataset_id: str, metadata_id: str, name: str) -> ApiRequest:
     """``PATCH /datasets/{id}/metadata/{metadata_id}``: rename a field."""
-    _require(name, "name")
-    path = f"{_ds(dataset_id)}/metadata/{_require(metadata_id, 'metadata_id')}"
+    check_metadata_name(name, "name")
+    path = f"{_ds(dataset_id)}/metadata/{check_id(metadata_id, 'metadata_id')}"
     return ApiRequest("update_metadata_field", "PATCH", path, json_body={"name": name}, rate_limited=True)
 
 
 def delete_metadata_field(dataset_id: str, metadata_id: str) -> ApiRequest:
     """``DELETE /datasets/{id}/metadata/{metadata_id}``."""
-    path = f"{_ds(dataset_id)}/metadata/{_require(metadata_id, 'metadata_id')}"
+    path = f"{_ds(dataset_id)}/metadata/{check_id(metadata_id, 'metadata_id')}"
     return ApiRequest("delete_metadata_field", "DELETE", path, rate_limited=True, missing_is_success_on_retry=True)
 
 
@@ -700,12 +740,16 @@ def update_documents_metadata(dataset_id: str, operation_data: Sequence[Mapping[
     Each item is ``{"document_id", "metadata_list": [{"id", "name", "value"}], "partial_update"?}``.
     """
     if not operation_data:
-        raise ValueError("operation_data: pass at least one document's metadata.")
+        refuse("operation_data", "pass at least one document's metadata.")
     for index, item in enumerate(operation_data):
-        if not item.get("document_id") or not isinstance(item.get("metadata_list"), list):
-            raise ValueError(
-                f"operation_data[{index}]: needs 'document_id' and a 'metadata_list' of {{id, name, value}}."
-            )
+        if not isinstance(item, Mapping) or not isinstance(item.get("metadata_list"), list):
+            refuse(f"operation_data[{index}]", "needs 'document_id' and a 'metadata_list' of {id, name, value}.")
+        _require(item.get("document_id"), f"operation_data[{index}].document_id")
+        for position, entry in enumerate(item["metadata_list"]):
+            where = f"operation_data[{index}].metadata_list[{position}]"
+            if not isinstance(entry, Mapping):
+                refuse(where, "each entry is a dict {id, name, value}.")
+            check_metadata_value(entry.get("value"), f"{where}.value")
     return ApiRequest(
         "update_documents_metadata",
         "POST",
@@ -748,13 +792,13 @@ def delete_tag(tag_id: str) -> ApiRequest:
 
 def bind_tags(dataset_id: str, tag_ids: Sequence[str]) -> ApiRequest:
     """``POST /datasets/tags/binding``."""
-    body = {"tag_ids": _ids(tag_ids, "tag_ids"), "target_id": _require(dataset_id, "dataset_id")}
+    body = {"tag_ids": _ids(tag_ids, "tag_ids"), "target_id": check_id(dataset_id, "dataset_id")}
     return ApiRequest("bind_tags", "POST", "/datasets/tags/binding", json_body=body)
 
 
 def unbind_tag(dataset_id: str, tag_id: str) -> ApiRequest:
     """``POST /datasets/tags/unbinding``, in the ``tag_id`` form that every server version accepts."""
-    body = {"tag_id": _require(tag_id, "tag_id"), "target_id": _require(dataset_id, "dataset_id")}
+    body = {"tag_id": _require(tag_id, "tag_id"), "target_id": check_id(dataset_id, "dataset_id")}
     return ApiRequest("unbind_tag", "POST", "/datasets/tags/unbinding", json_body=body)
 
 

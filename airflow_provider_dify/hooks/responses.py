@@ -50,6 +50,7 @@ _BUSY_MARKERS = (
 )
 _FILE_CODES = frozenset({"file_too_large", "unsupported_file_type"})
 _LEGACY_NO_CONTENT = 204
+_TAG_CALLS_HIT_BY_BUG = frozenset({"create_tag", "list_tags", "update_tag"})
 _MAX_SNIPPET = 200
 
 
@@ -76,7 +77,9 @@ def read_response(request: ApiRequest, status: int, headers: Mapping[str, str], 
             payload = decode_body(body)
         except ValueError:
             raise DifyInvalidResponseError(
-                f"expected JSON, got {_snippet(body)!r} ({headers.get('Content-Type', 'no content type')})",
+                f"expected JSON, got {_snippet(body)!r} ({headers.get('Content-Type', 'no content type')});"
+                " the connection's host must be Dify's API base URL (https://api.dify.ai/v1 or"
+                " http://<your-dify-host>/v1), not a web page",
                 status=status,
                 method=request.method,
                 path=request.path,
@@ -165,6 +168,8 @@ def error_from_response(request: ApiRequest, status: int, headers: Mapping[str, 
                 " that is too large or of a type it does not accept",
                 **kwargs,
             )
+    if status == 400 and request.operation in _TAG_CALLS_HIT_BY_BUG and "binding_count" in message:
+        return DifyValidationError(_tag_bug_message(request, message), **kwargs)
     if 400 <= status < 500:
         return DifyValidationError(message, **kwargs)
     return DifyError(message, **kwargs)
@@ -174,6 +179,21 @@ def dataset_id_of(path: str) -> str | None:
     """The knowledge base id of a ``/datasets/{id}/...`` path, or ``None``."""
     parts = path.split("/")
     return parts[2] if len(parts) > 2 and parts[1] == "datasets" and parts[2] else None
+
+
+def _tag_bug_message(request: ApiRequest, message: str) -> str:
+    """Dify 1.13.2 fails to serialise tags (``binding_count`` is an int where its model wants a string)."""
+    first_line = message.splitlines()[0] if message else ""
+    if request.operation == "create_tag":
+        done = "the tag may have been created anyway (list the tags in the Dify console before creating it again)"
+    elif request.operation == "update_tag":
+        done = "the tag may have been renamed anyway"
+    else:
+        done = "tags cannot be listed through the API on this server"
+    return (
+        f"the Dify server has a bug in its tag responses (Dify 1.13.2: 'binding_count' fails its own validation:"
+        f" {first_line!r}); {done}. Upgrading Dify fixes it."
+    )
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
@@ -197,15 +217,23 @@ def _snippet(body: bytes) -> str:
     return text if len(text) <= _MAX_SNIPPET else text[:_MAX_SNIPPET] + "..."
 
 
-def connection_error(request: ApiRequest, error: Exception, *, maybe_delivered: bool) -> DifyConnectionError:
+def connection_error(
+    request: ApiRequest, error: Exception, *, maybe_delivered: bool, secret: str | None = None
+) -> DifyConnectionError:
     """Wrap a transport failure (no HTTP response) of ``request`` in a :class:`DifyConnectionError`
-    (:class:`DifyTLSError` when the TLS handshake failed)."""
+    (:class:`DifyTLSError` when the TLS handshake failed). ``secret`` (the API key) is removed from the text."""
+    from airflow_provider_dify.hooks.validation import without_secret
+
+    text = without_secret(f"{type(error).__name__}: {error}", secret)
     if _is_tls_failure(error):
-        return DifyTLSError(
-            f"{type(error).__name__}: {error}", maybe_delivered=False, method=request.method, path=request.path
-        )
+        if "WRONG_VERSION_NUMBER" in text.upper():
+            text += (
+                "; the server does not speak TLS: if it is plain HTTP, write the connection's host with http://"
+                " (a host without a scheme is taken as https://)"
+            )
+        return DifyTLSError(text, maybe_delivered=False, method=request.method, path=request.path)
     return DifyConnectionError(
-        f"{type(error).__name__}: {error}",
+        text,
         maybe_delivered=maybe_delivered,
         method=request.method,
         path=request.path,

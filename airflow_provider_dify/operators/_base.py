@@ -16,10 +16,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, conf
+from airflow.providers.common.compat.sdk import BaseOperator, conf
 
 from airflow_provider_dify.exceptions import DifyError
 from airflow_provider_dify.hooks.connection import DEFAULT_CONN_ID
+from airflow_provider_dify.hooks.validation import check_id, check_no_control, check_poll_interval, refuse
 from airflow_provider_dify.links import CONSOLE_URL_XCOM_KEY, DifyConsoleLink, console_url
 
 if TYPE_CHECKING:
@@ -66,10 +67,8 @@ def check_exactly_one(first: str, first_value: Any, second: str, second_value: A
     """Raise unless exactly one of two alternative arguments is given (or neither, when not ``required``)."""
     count = sum(given(value) for value in (first_value, second_value))
     if count > 1 or (required and count == 0):
-        raise ValueError(
-            f"{first} or {second}: pass exactly one of them, got "
-            + (f"both ({first_value!r} and {second_value!r})." if count > 1 else "neither.")
-        )
+        got = f"both ({first_value!r} and {second_value!r})." if count > 1 else "neither."
+        refuse(f"{first} or {second}", f"pass exactly one of them, got {got}")
 
 
 def check_dataset_and_document(operator: Any, *, build: bool, document: bool) -> None:
@@ -83,16 +82,25 @@ def check_dataset_and_document(operator: Any, *, build: bool, document: bool) ->
         value = getattr(operator, argument)
         if given(value) and not skip_check(value, build):
             check_string(value, argument)
+            if argument.endswith("_id"):
+                check_id(value, argument)
+            else:
+                check_string(value, argument, single_line=True)
 
 
-def check_string(value: Any, argument: str, *, max_length: int | None = None, single_line: bool = False) -> str:
-    """A non-blank string, at most ``max_length`` characters; the error names the argument."""
+def check_string(
+    value: Any, argument: str, *, max_length: int | None = None, single_line: bool = False, text: bool = False
+) -> str:
+    """A non-blank string, at most ``max_length`` characters; the error names the argument. ``single_line``
+    refuses any control character, ``text`` any but tabs and line breaks (NUL, escapes...)."""
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{argument}: must be a non-empty string, got {value!r}.")
+        refuse(argument, f"must be a non-empty string, got {value!r}.")
     if max_length is not None and len(value) > max_length:
-        raise ValueError(f"{argument}: at most {max_length} characters are allowed, got {len(value)}.")
+        refuse(argument, f"at most {max_length} characters are allowed, got {len(value)}.")
     if single_line and any(ord(char) < 32 for char in value):
-        raise ValueError(f"{argument}: must not contain line breaks or control characters, got {value!r}.")
+        refuse(argument, f"must not contain line breaks or control characters, got {value!r}.")
+    if text:
+        check_no_control(value, argument, text=True)
     return value
 
 
@@ -101,7 +109,7 @@ def check_choice(value: Any, allowed: Sequence[str], argument: str) -> str | Non
     if value is None:
         return None
     if value not in allowed:
-        raise ValueError(f"{argument}: {value!r} is not one of {', '.join(repr(item) for item in allowed)}.")
+        refuse(argument, f"{value!r} is not one of {', '.join(repr(item) for item in allowed)}.")
     return str(value)
 
 
@@ -113,7 +121,7 @@ def check_number(value: Any, argument: str, *, minimum: float = 0, allow_none: b
         with contextlib.suppress(ValueError):
             value = float(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
-        raise ValueError(f"{argument}: must be a number >= {minimum:g}, got {value!r}.")
+        refuse(argument, f"must be a number >= {minimum:g}, got {value!r}.")
     return value
 
 
@@ -136,10 +144,11 @@ def native_value(value: Any, argument: str) -> Any:
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
-        raise ValueError(
-            f"{argument}: {text[:120]!r} is neither JSON nor a Python literal; render a list or dict, e.g. with"
-            " '| tojson', or set render_template_as_native_obj=True on the DAG."
-        ) from None
+        refuse(
+            argument,
+            f"{text[:120]!r} is neither JSON nor a Python literal; render a list or dict, e.g. with"
+            " '| tojson', or set render_template_as_native_obj=True on the DAG.",
+        )
 
 
 def check_mapping(value: Any, argument: str) -> dict[str, Any] | None:
@@ -148,7 +157,7 @@ def check_mapping(value: Any, argument: str) -> dict[str, Any] | None:
     if value is None:
         return None
     if not isinstance(value, Mapping):
-        raise ValueError(f"{argument}: must be a dict, got {type(value).__name__} {value!r}.")
+        refuse(argument, f"must be a dict, got {type(value).__name__} {value!r}.")
     return dict(value)
 
 
@@ -159,22 +168,31 @@ def check_process_rule(value: Any, argument: str = "process_rule") -> dict[str, 
         return None
     mode = rule.get("mode")
     if mode not in PROCESS_RULE_MODES:
-        raise ValueError(f"{argument}['mode']: must be one of {', '.join(PROCESS_RULE_MODES)}, got {mode!r}.")
+        refuse(f"{argument}['mode']", f"must be one of {', '.join(PROCESS_RULE_MODES)}, got {mode!r}.")
     if mode != "automatic" and not isinstance(rule.get("rules"), Mapping):
-        raise ValueError(
-            f"{argument}['rules']: mode {mode!r} needs rules with 'pre_processing_rules' and 'segmentation';"
-            " use {'mode': 'automatic'} for Dify's default segmentation."
+        refuse(
+            f"{argument}['rules']",
+            f"mode {mode!r} needs rules with 'pre_processing_rules' and 'segmentation';"
+            " use {'mode': 'automatic'} for Dify's default segmentation.",
         )
     return rule
 
 
 @contextlib.contextmanager
 def bad_arguments_fail_the_task() -> Iterator[None]:
-    """Turn a ``ValueError`` (a wrong argument or input) into a task failure that Airflow does not retry."""
+    """Turn a ``ValueError`` (a wrong argument or input) into a task failure that Airflow does not retry:
+    a :class:`~airflow_provider_dify.exceptions.DifyArgumentError` (an ``AirflowFailException``) naming the
+    argument."""
+    from airflow_provider_dify.exceptions import DifyArgumentError
+
     try:
         yield
+    except DifyArgumentError:
+        raise
     except ValueError as error:
-        raise AirflowFailException(str(error)) from None
+        message = str(error)
+        argument = message.split(":", 1)[0].strip() if ":" in message else "argument"
+        raise DifyArgumentError(message, argument=argument) from None
 
 
 # -- operator base classes -----------------------------------------------------------------------------------------
@@ -233,7 +251,7 @@ class DifyIndexingWaitOperator(DifyBaseOperator):
             deferrable = conf.getboolean("operators", "default_deferrable", fallback=False)
         self.deferrable = bool(deferrable)
         self.indexing_timeout = check_number(indexing_timeout, "indexing_timeout", minimum=0)
-        self.poll_interval = check_number(poll_interval, "poll_interval", minimum=0)
+        self.poll_interval = check_poll_interval(poll_interval, "poll_interval")
         self.stall_timeout = check_number(stall_timeout, "stall_timeout", minimum=0, allow_none=True)
 
     def wait_until_indexed(

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_dify.exceptions import DifyValidationError
+from airflow_provider_dify.hooks.validation import check_metadata_name, check_metadata_value, refuse
 
 if TYPE_CHECKING:
     from airflow_provider_dify.hooks.dify import DifyHook
@@ -141,12 +142,14 @@ def validate_metadata(metadata: Any, argument: str = "metadata") -> dict[str, An
     if metadata is None:
         return {}
     if not isinstance(metadata, Mapping):
-        raise ValueError(f"{argument}: pass a dict of metadata name -> value, got {type(metadata).__name__}.")
+        refuse(argument, f"pass a dict of metadata name -> value, got {type(metadata).__name__}.")
     for name, value in metadata.items():
         if not isinstance(name, str) or not name.strip():
-            raise ValueError(f"{argument}: metadata names must be non-empty strings, got {name!r}.")
+            refuse(argument, f"metadata names must be non-empty strings, got {name!r}.")
         if name == HASH_FIELD:
-            raise ValueError(f"{argument}: {HASH_FIELD!r} is reserved for the provider's content hash.")
+            refuse(argument, f"{HASH_FIELD!r} is reserved for the provider's content hash.")
+        check_metadata_name(name, f"{argument}[{name!r}]")
         if value is not None and not isinstance(value, (str, int, float, bool)):
-            raise ValueError(f"{argument}[{name!r}]: values must be strings, numbers or None, got {value!r}.")
+            refuse(f"{argument}[{name!r}]", f"values must be strings, numbers or None, got {value!r}.")
+        check_metadata_value(value, f"{argument}[{name!r}]")
     return dict(metadata)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_dify.exceptions import DifyDocumentNotReadyError, DifyError, DifyNotFoundError
+from airflow_provider_dify.hooks.validation import check_upload_allowed
 from airflow_provider_dify.operators._base import check_string, given
 from airflow_provider_dify.operators._content import (
     HASH_FIELD,
@@ -438,6 +439,8 @@ def write_document(
         content_hash = text_hash(text, settings) if text is not None else file_hash(file_path, settings)  # type: ignore[arg-type]
     dataset_id = str(dataset["id"])
     with_hash = {**values, HASH_FIELD: content_hash}
+    if file_path is not None:  # before the hash field is created: a refused file writes nothing
+        check_upload_allowed(getattr(hook, "settings", None), file_path, name)
 
     if existing is None:
         fields = metadata_fields_for(hook, dataset_id, with_hash, metadata_fields)

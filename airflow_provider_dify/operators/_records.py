@@ -21,7 +21,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_dify.hooks.validation import check_metadata_name
 from airflow_provider_dify.operators._content import HASH_FIELD, file_hash, text_hash
+from airflow_provider_dify.operators._input import check_not_all_blank, check_record, check_rendered
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -108,25 +110,25 @@ def sql_records(conn_id: str, sql: str, parameters: Any = None) -> Iterator[dict
     Uses the DB-API cursor of the hook's connection (``fetchmany``), so any common-sql ``DbApiHook`` works and
     nothing beyond the database driver is needed.
     """
-    from airflow.providers.common.compat.sdk import BaseHook
-
+    from airflow_provider_dify.operators._input import check_columns, sql_hook, sql_query_failed
     from airflow_provider_dify.operators._lineage import report_sql_read
 
-    hook = BaseHook.get_connection(conn_id).get_hook()
-    if not hasattr(hook, "get_conn"):
-        raise ValueError(f"sql_conn_id: connection {conn_id!r} has no SQL hook; use a database connection.")
+    hook = sql_hook(conn_id)
     connection = hook.get_conn()
     try:
         cursor = connection.cursor()
         try:
-            if parameters is None:
-                cursor.execute(sql)
-            else:
-                cursor.execute(sql, parameters)
+            try:
+                if parameters is None:
+                    cursor.execute(sql)
+                else:
+                    cursor.execute(sql, parameters)
+            except Exception as error:  # the driver's own error (syntax, unknown table...): the query is wrong
+                sql_query_failed(conn_id, error)
             report_sql_read(hook, sql, parameters, cursor)  # common-sql's hook lineage, as DbApiHook.run reports
             if cursor.description is None:
                 raise ValueError("sql: the query returned no result set; pass a SELECT.")
-            columns = [str(column[0]) for column in cursor.description]
+            columns = check_columns([str(column[0]) for column in cursor.description])
             while rows := cursor.fetchmany(SQL_FETCH_SIZE):
                 for row in rows:
                     yield dict(zip(columns, row, strict=True))
@@ -313,9 +315,10 @@ def metadata_value(value: Any) -> Any:
 class RecordError(ValueError):
     """A record that cannot be rendered (missing key column, blank text...): reported, not written."""
 
-    def __init__(self, message: str, *, key: str | None = None, name: str | None = None) -> None:
+    def __init__(self, message: str, *, key: str | None = None, name: str | None = None, blank: bool = False) -> None:
         self.key = key
         self.name = name
+        self.blank = blank
         super().__init__(message)
 
 
@@ -377,8 +380,14 @@ class RecordRenderer:
                 raise ValueError(f"metadata_fields: column and metadata names must be non-empty strings: {column!r}.")
             if name == HASH_FIELD:
                 raise ValueError(f"metadata_fields: {HASH_FIELD!r} is reserved for the provider's content hash.")
+            check_metadata_name(name, f"metadata_fields[{column!r}]")
             columns[column] = name
         return columns
+
+    @property
+    def metadata_columns(self) -> list[str]:
+        """The record columns that become metadata."""
+        return list(self._metadata)
 
     @property
     def metadata_names(self) -> list[str]:
@@ -429,7 +438,7 @@ class RecordRenderer:
                     f"text_template failed: {type(error).__name__}: {error}", key=key, name=name
                 ) from None
             if not text.strip():
-                raise RecordError("the text rendered empty", key=key, name=name)
+                raise RecordError("the text rendered empty", key=key, name=name, blank=True)
         metadata = {}
         for column, metadata_name in self._metadata.items():
             if column not in visible:
@@ -492,13 +501,14 @@ def render_all(renderer: RecordRenderer, records: Iterable[dict[str, Any]]) -> t
     seen_keys: dict[str, int] = {}
     seen_names: dict[str, int] = {}
     for index, record in enumerate(records):
+        check_record(renderer, record, index)
         try:
             item = renderer.render(record)
         except RecordError as error:
-            failures.append(
-                {"key": error.key, "name": error.name, "operation": "render", "error": f"record {index}: {error}"}
-            )
+            failure = {"key": error.key, "name": error.name, "operation": "render", "error": f"record {index}: {error}"}
+            failures.append({**failure, "blank": True} if error.blank else failure)
             continue
+        check_rendered(item, index)
         if item.key is not None:
             if item.key in seen_keys:
                 raise ValueError(
@@ -514,4 +524,7 @@ def render_all(renderer: RecordRenderer, records: Iterable[dict[str, Any]]) -> t
                 )
             seen_names[item.name] = index
         rendered.append(item)
+    check_not_all_blank(rendered, failures)
+    for failure in failures:
+        failure.pop("blank", None)
     return rendered, failures

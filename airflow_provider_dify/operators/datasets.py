@@ -10,7 +10,7 @@ from airflow_provider_dify.operators._base import (
     DifyBaseOperator,
     bad_arguments_fail_the_task,
     check_choice,
-    check_exactly_one,
+    check_dataset_and_document,
     check_mapping,
     check_string,
     given,
@@ -203,11 +203,7 @@ class DifyDeleteDatasetOperator(KnowledgeBaseLineageMixin, DifyBaseOperator):
         self._check(build=True)
 
     def _check(self, *, build: bool) -> None:
-        check_exactly_one("dataset_id", self.dataset_id, "dataset_name", self.dataset_name)
-        for argument in ("dataset_id", "dataset_name"):
-            value = getattr(self, argument)
-            if given(value) and not skip_check(value, build):
-                check_string(value, argument)
+        check_dataset_and_document(self, build=build, document=False)
 
     def _missing(self, what: str) -> dict[str, Any]:
         if not self.ignore_missing:

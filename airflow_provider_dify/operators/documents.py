@@ -48,6 +48,8 @@ def _check_content(text: Any, file: Any, *, build: bool) -> None:
         )
     if text is not None and not skip_check(text, build) and (not isinstance(text, str) or not text.strip()):
         raise ValueError(f"text: must be a non-empty string (Dify would index an empty document), got {text!r}.")
+    if text is not None and not skip_check(text, build):
+        check_string(text, "text", text=True)
     if file is not None and not skip_check(file, build):
         from airflow.providers.common.compat.sdk import ObjectStoragePath
 
@@ -139,6 +141,8 @@ class _DocumentWriteOperator(KnowledgeBaseLineageMixin, DifyIndexingWaitOperator
 
     def _check_common(self, *, build: bool) -> dict[str, Any]:
         _check_content(self.text, self.file, build=build)
+        if not build:
+            self._check_local_upload()
         checked: dict[str, Any] = {}
         if not skip_check(self.process_rule, build):
             checked["process_rule"] = check_process_rule(self.process_rule)
@@ -147,6 +151,17 @@ class _DocumentWriteOperator(KnowledgeBaseLineageMixin, DifyIndexingWaitOperator
         if given(self.doc_language) and not skip_check(self.doc_language, build):
             checked["doc_language"] = check_string(self.doc_language, "doc_language")
         return checked
+
+    def _check_local_upload(self) -> None:
+        """A local file the server would refuse (size, extension) fails before the first request."""
+        from airflow_provider_dify.hooks.validation import check_upload_allowed
+
+        file = self.file
+        if not isinstance(file, (str, os.PathLike)) or "://" in str(file) or not os.path.isfile(file):
+            return  # remote files are checked once downloaded
+        name = getattr(self, "name", None)
+        filename = name if isinstance(name, str) and name.strip() else os.path.basename(file)
+        check_upload_allowed(self.hook.settings, file, filename)
 
     def _finish(self, context: Context, dataset: Mapping[str, Any], result: DocumentWrite) -> dict[str, Any]:
         url = self.push_console_url(context, str(dataset["id"]), result.document_id)

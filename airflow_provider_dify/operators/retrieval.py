@@ -171,7 +171,7 @@ class DifyRetrieveOperator(DifyBaseOperator):
         check_dataset_and_document(self, build=build, document=False)
         checked: dict[str, Any] = {}
         if not skip_check(self.query, build):
-            checked["query"] = check_string(self.query, "query", max_length=MAX_QUERY)
+            checked["query"] = check_string(self.query, "query", max_length=MAX_QUERY, text=True)
         if not skip_check(self.retrieval_model, build):
             checked["retrieval_model"] = check_retrieval_model(self.retrieval_model)
         if not skip_check(self.top_k, build):

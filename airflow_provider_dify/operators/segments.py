@@ -24,6 +24,7 @@ from airflow_provider_dify.operators._base import (
 from airflow_provider_dify.operators._documents import (
     resolve_target,
 )
+from airflow_provider_dify.operators._input import check_chunk_texts
 from airflow_provider_dify.operators._lineage import KnowledgeBaseLineageMixin
 
 if TYPE_CHECKING:
@@ -183,6 +184,7 @@ class DifyAddSegmentsOperator(KnowledgeBaseLineageMixin, DifyIndexingWaitOperato
         chunks: list[dict[str, Any]] = []
         if not skip_check(self.segments, build):
             chunks = check_chunks(self.segments)
+            check_chunk_texts(chunks)
         batch_size = DEFAULT_BATCH_SIZE
         if not skip_check(self.batch_size, build):
             number = check_number(self.batch_size, "batch_size", minimum=1)

@@ -33,6 +33,7 @@ from airflow_provider_dify.operators._documents import (
     INDEXING_TECHNIQUES,
     resolve_dataset,
 )
+from airflow_provider_dify.operators._input import check_uploads, literal_records, rendered_records
 from airflow_provider_dify.operators._lineage import KnowledgeBaseLineageMixin
 
 if TYPE_CHECKING:
@@ -60,8 +61,10 @@ class _RecordSyncOperator(KnowledgeBaseLineageMixin, DifyIndexingWaitOperator):
 
     :param dataset_id: the knowledge base's id (templated; or give ``dataset_name``).
     :param dataset_name: the knowledge base's exact name (templated; or give ``dataset_id``).
-    :param records: the records as a list of dicts (templated; usually an upstream task's XCom), or a callable
-        returning an iterable of dicts, called with the context variables it names (``ds``, ``params``...).
+    :param records: the records: a list of dicts, passed as written (its values are never rendered as Jinja);
+        a template string (``"{{ ti.xcom_pull(task_ids='extract') }}"``) or an ``XComArg``, rendered and read as
+        the list it stands for (native objects, JSON or a Python literal); or a callable returning an iterable of
+        dicts, called with the context variables it names (``ds``, ``params``...).
     :param sql: a query whose rows are the records (templated; ``.sql`` files are read).
     :param sql_conn_id: the Airflow SQL connection the query runs on (any common-sql ``DbApiHook``).
     :param parameters: the query's parameters (templated).
@@ -132,7 +135,7 @@ class _RecordSyncOperator(KnowledgeBaseLineageMixin, DifyIndexingWaitOperator):
         check_choice(doc_form, DOC_FORMS, "doc_form")
         check_process_rule(process_rule)
         check_string(path_glob, "path_glob")
-        self.records = records
+        self.records = literal_records(records)  # record values are data: never rendered as Jinja
         self.sql = sql
         self.sql_conn_id = sql_conn_id
         self.parameters = parameters
@@ -170,7 +173,7 @@ class _RecordSyncOperator(KnowledgeBaseLineageMixin, DifyIndexingWaitOperator):
             renderer = self._renderer()
             records = read_records(
                 context,
-                records=self.records,
+                records=rendered_records(self.records),
                 sql=self.sql,
                 sql_conn_id=self.sql_conn_id,
                 parameters=self.parameters,
@@ -361,11 +364,12 @@ class DifySyncDocumentsOperator(_RecordSyncOperator):
 
         with bad_arguments_fail_the_task():
             scope = self._scope()
+        rendered, failures = self._read_records(context)  # bad records fail here, before any request
         dataset = self._dataset()
         dataset_id = str(dataset["id"])
         hook = self._shared_hook()
         url = self.push_console_url(context, dataset_id)
-        rendered, failures = self._read_records(context)
+        check_uploads(hook, rendered)
         options = self._document_options(dataset)
         # With a scope and delete_missing the whole knowledge base is listed: a member renamed by hand is found by
         # its scope value. Otherwise the name prefix narrows the listing.
@@ -595,10 +599,10 @@ class DifySyncChunksOperator(_RecordSyncOperator):
             name = check_string(self.document_name, "document_name", max_length=200, single_line=True).strip()
             validate_metadata(self.document_metadata, "document_metadata")
             self._header()
+        rendering = self._read_records(context)  # bad arguments fail here, before any request
         dataset = self._dataset()
         dataset_id = str(dataset["id"])
         self.push_console_url(context, dataset_id)
-        rendering = self._read_records(context)  # bad arguments fail here, before the document is created
         document = self._document(dataset, name)
         if document.get("indexing_status") != "completed":
             self.log.info("Waiting for document %r (%s) to be indexed", name, document["id"])

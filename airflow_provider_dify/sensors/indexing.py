@@ -114,6 +114,20 @@ def _rendered_document_ids(value: Any) -> list[str] | None:
     raise ValueError(f"document_ids: must be a list of document ids, got {type(value).__name__} {value!r}.")
 
 
+def _check_ids_given(dataset_id: Any, batch: Any, document_ids: Any) -> None:
+    """At DAG-build time, check the ids that are not templates (the rendered ones are checked when poked)."""
+    from airflow_provider_dify.hooks.validation import check_batch, check_id
+    from airflow_provider_dify.operators._base import is_unrendered
+
+    if not is_unrendered(dataset_id):
+        check_id(dataset_id, "dataset_id")
+    if isinstance(batch, str) and batch.strip() and not is_unrendered(batch):
+        check_batch(batch)
+    if isinstance(document_ids, (list, tuple)) and not is_unrendered(document_ids):
+        for index, doc_id in enumerate(document_ids):
+            check_id(doc_id, f"document_ids[{index}]")
+
+
 class DifyIndexingSensor(BaseSensorOperator):
     """
     Wait until Dify has indexed documents of a knowledge base, and return their per-document results.
@@ -175,6 +189,9 @@ class DifyIndexingSensor(BaseSensorOperator):
         poke_interval: float = 30,
         **kwargs: Any,
     ) -> None:
+        from airflow_provider_dify.hooks.validation import check_poll_interval
+
+        check_poll_interval(poke_interval, "poke_interval")
         super().__init__(poke_interval=poke_interval, **kwargs)
         if not isinstance(dataset_id, str) or not dataset_id.strip():
             raise ValueError(f"dataset_id: must be a knowledge base id (or a Jinja template), got {dataset_id!r}.")
@@ -191,6 +208,7 @@ class DifyIndexingSensor(BaseSensorOperator):
             isinstance(stall_timeout, bool) or not isinstance(stall_timeout, (int, float)) or stall_timeout <= 0
         ):
             raise ValueError(f"stall_timeout: must be a number of seconds > 0 (or None), got {stall_timeout!r}.")
+        _check_ids_given(dataset_id, batch, document_ids)
         self.dataset_id = dataset_id
         self.batch = batch
         self.document_ids = list(document_ids) if isinstance(document_ids, (list, tuple)) else document_ids

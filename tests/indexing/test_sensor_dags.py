@@ -16,6 +16,11 @@ _dag_numbers = itertools.count()
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
+DS_ID = "0b3a2d4c-1111-4a5b-8c6d-000000000002"
+BATCH_ID = "20261123194403568155"
+A_ID = "0b3a2d4c-2222-4a5b-8c6d-00000000000a"
+B_ID = "0b3a2d4c-2222-4a5b-8c6d-00000000000b"
+
 
 class RecordingSensor(DifyIndexingSensor):
     """The sensor, recording in XCom which event status resumed it (proof that it waited in the trigger)."""
@@ -158,10 +163,10 @@ def test_deferrable_sensor_does_not_defer_when_already_done(dify_emulator: Any, 
 
 def test_deferrable_default_follows_airflow_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "True")
-    assert DifyIndexingSensor(task_id="a", dataset_id="ds", batch="b").deferrable is True
+    assert DifyIndexingSensor(task_id="a", dataset_id=DS_ID, batch=BATCH_ID).deferrable is True
     monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "False")
-    assert DifyIndexingSensor(task_id="b", dataset_id="ds", batch="b").deferrable is False
-    assert DifyIndexingSensor(task_id="c", dataset_id="ds", batch="b", deferrable=True).deferrable is True
+    assert DifyIndexingSensor(task_id="b", dataset_id=DS_ID, batch=BATCH_ID).deferrable is False
+    assert DifyIndexingSensor(task_id="c", dataset_id=DS_ID, batch=BATCH_ID, deferrable=True).deferrable is True
 
 
 @pytest.mark.parametrize("deferrable", [False, True], ids=["poke", "deferrable"])
@@ -235,48 +240,48 @@ def test_superseded_batch_is_followed_by_document_ids(dify_emulator: Any, datase
 
 def test_batch_or_document_ids_is_required() -> None:
     with pytest.raises(ValueError, match="batch or document_ids"):
-        DifyIndexingSensor(task_id="w", dataset_id="ds")
+        DifyIndexingSensor(task_id="w", dataset_id=DS_ID)
 
 
 @pytest.mark.parametrize("dataset_id", ["", "   ", None, 5])
 def test_dataset_id_is_required(dataset_id: Any) -> None:
     with pytest.raises(ValueError, match="dataset_id"):
-        DifyIndexingSensor(task_id="w", dataset_id=dataset_id, batch="b")
+        DifyIndexingSensor(task_id="w", dataset_id=dataset_id, batch=BATCH_ID)
 
 
-@pytest.mark.parametrize("document_ids", [[1, 2], {"a": 1}, ["ok", None]])
+@pytest.mark.parametrize("document_ids", [[1, 2], {"a": 1}, [A_ID, None]])
 def test_document_ids_must_be_strings(document_ids: Any) -> None:
     with pytest.raises(ValueError, match="document_ids"):
-        DifyIndexingSensor(task_id="w", dataset_id="ds", document_ids=document_ids)
+        DifyIndexingSensor(task_id="w", dataset_id=DS_ID, document_ids=document_ids)
 
 
 @pytest.mark.parametrize("stall_timeout", [0, -1, "10", True])
 def test_stall_timeout_must_be_positive_seconds(stall_timeout: Any) -> None:
     with pytest.raises(ValueError, match="stall_timeout"):
-        DifyIndexingSensor(task_id="w", dataset_id="ds", batch="b", stall_timeout=stall_timeout)
+        DifyIndexingSensor(task_id="w", dataset_id=DS_ID, batch=BATCH_ID, stall_timeout=stall_timeout)
 
 
 def test_default_poke_interval_is_thirty_seconds() -> None:
-    assert DifyIndexingSensor(task_id="w", dataset_id="ds", batch="b").poke_interval == 30
+    assert DifyIndexingSensor(task_id="w", dataset_id=DS_ID, batch=BATCH_ID).poke_interval == 30
 
 
 @pytest.mark.parametrize(
     ("rendered", "expected"),
     [
-        ("['a', 'b']", ["a", "b"]),
-        ('["a", "b"]', ["a", "b"]),
-        ("one-id", ["one-id"]),
+        (f"['{A_ID}', '{B_ID}']", [A_ID, B_ID]),
+        (f'["{A_ID}", "{B_ID}"]', [A_ID, B_ID]),
+        (A_ID, [A_ID]),
         ("None", None),
         ("", None),
     ],
 )
 def test_rendered_document_ids_are_read_back(rendered: str, expected: Any) -> None:
-    sensor = DifyIndexingSensor(task_id="w", dataset_id="ds", batch="b", document_ids=rendered)
+    sensor = DifyIndexingSensor(task_id="w", dataset_id=DS_ID, batch=BATCH_ID, document_ids=rendered)
     assert sensor._wait_arguments()[2] == expected
 
 
 def test_rendered_none_batch_without_ids_fails_naming_the_arguments() -> None:
-    sensor = DifyIndexingSensor(task_id="w", dataset_id="ds", batch="{{ missing }}")
+    sensor = DifyIndexingSensor(task_id="w", dataset_id=DS_ID, batch="{{ missing }}")
     sensor.batch = "None"  # what Jinja renders for a missing XCom value
     with pytest.raises(ValueError, match="batch or document_ids"):
         sensor._wait_arguments()

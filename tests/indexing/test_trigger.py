@@ -16,6 +16,11 @@ TEXT = "First paragraph about indexing.\n\nSecond paragraph about waiting.\n\nTh
 STATUS_ROUTE = "/datasets/{dataset_id}/documents/{batch}/indexing-status"
 DOCUMENT_ROUTE = "/datasets/{dataset_id}/documents/{document_id}"
 
+DS_ID = "0b3a2d4c-1111-4a5b-8c6d-000000000003"
+BATCH_ID = "20261123194403568155"
+D1 = "0b3a2d4c-2222-4a5b-8c6d-0000000000d1"
+D2 = "0b3a2d4c-2222-4a5b-8c6d-0000000000d2"
+
 
 @pytest.fixture
 def dataset_id(dify_emulator: Any) -> str:
@@ -50,26 +55,26 @@ async def run_trigger(trigger: DifyIndexingTrigger) -> dict[str, Any]:
 
 def test_serialize_round_trip_is_plain_json() -> None:
     trigger = DifyIndexingTrigger(
-        dataset_id="ds",
-        batch="b1",
-        document_ids=["d1", "d2"],
+        dataset_id=DS_ID,
+        batch=BATCH_ID,
+        document_ids=[D1, D2],
         dify_conn_id="my_dify",
         poll_interval=7,
         stall_timeout=120,
         end_time=1_900_000_000.5,
-        progress={"documents": {"d1": {"name": None, "signature": ["indexing", 1, 3]}}, "moved_at": 12.0},
+        progress={"documents": {D1: {"name": None, "signature": ["indexing", 1, 3]}}, "moved_at": 12.0},
     )
     classpath, kwargs = trigger.serialize()
     assert classpath == f"{DifyIndexingTrigger.__module__}.{DifyIndexingTrigger.__qualname__}"
     restored = DifyIndexingTrigger(**json.loads(json.dumps(kwargs)))
     assert restored.serialize() == (classpath, kwargs)
     assert kwargs["end_time"] == 1_900_000_000.5
-    assert kwargs["document_ids"] == ["d1", "d2"]
+    assert kwargs["document_ids"] == [D1, D2]
 
 
 def test_default_deadline_is_absolute_and_kept_by_serialization() -> None:
     before = time.time()
-    trigger = DifyIndexingTrigger(dataset_id="ds", batch="b1")
+    trigger = DifyIndexingTrigger(dataset_id=DS_ID, batch=BATCH_ID)
     _, kwargs = trigger.serialize()
     assert before + 3000 < kwargs["end_time"] < time.time() + 4000
     assert DifyIndexingTrigger(**kwargs).end_time == kwargs["end_time"]
@@ -77,7 +82,7 @@ def test_default_deadline_is_absolute_and_kept_by_serialization() -> None:
 
 def test_trigger_rejects_a_wait_on_nothing() -> None:
     with pytest.raises(ValueError, match="batch or document_ids"):
-        DifyIndexingTrigger(dataset_id="ds")
+        DifyIndexingTrigger(dataset_id=DS_ID)
 
 
 async def test_completed_indexing_fires_success_with_results(dify_emulator: Any, dataset_id: str) -> None:

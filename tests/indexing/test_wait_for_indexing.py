@@ -145,8 +145,8 @@ def test_failed_polls_are_tolerated_then_give_up(
         ({"batch": ""}, "batch"),
         ({"document_ids": "one-id"}, "document_ids"),
         ({"document_ids": ["a", ""]}, "document_ids"),
-        ({"batch": "b", "timeout": -1}, "timeout"),
-        ({"batch": "b", "stall_timeout": "60"}, "stall_timeout"),
+        ({"batch": "20261123194403568155", "timeout": -1}, "timeout"),
+        ({"batch": "20261123194403568155", "stall_timeout": "60"}, "stall_timeout"),
     ],
 )
 def test_bad_arguments_fail_before_any_request(

@@ -205,7 +205,7 @@ def test_two_syncs_that_both_create_the_holder_end_exact(
             key_field="sku",
             text_template=workers.TEMPLATE,
             document_name="created twice",
-            poll_interval=0.02,
+            poll_interval=0.05,
         )
         try:
             outcomes.append(operator.execute(minimal_context()))

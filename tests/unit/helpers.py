@@ -28,6 +28,25 @@ def make_api_key() -> str:
     return "dataset-" + secrets.token_hex(12)
 
 
+#: The length of the pieces of the key that the secret sweep looks for.
+KEY_PIECE = 7
+
+
+def key_pieces(key: str) -> list[str]:
+    """Every piece of ``KEY_PIECE`` characters of ``key`` but those inside its public ``dataset-`` prefix."""
+    pieces = {key[start : start + KEY_PIECE] for start in range(len(key) - KEY_PIECE + 1)}
+    return sorted(piece for piece in pieces if piece not in "dataset-")
+
+
+def assert_no_key_piece(key: str, *texts: str) -> None:
+    """No text holds the key or any ``KEY_PIECE``-character piece of it (escaped or cut keys included)."""
+    pieces = key_pieces(key)
+    assert pieces, "the key is too short to sweep for"
+    for text in texts:
+        found = [piece for piece in pieces if piece in text]
+        assert not found, f"a piece of the API key ({found[0]!r}) is in: {text[:300]!r}"
+
+
 def set_dify_connection(
     monkeypatch: pytest.MonkeyPatch,
     conn_id: str = "dify_default",

@@ -212,7 +212,7 @@ def test_uri_connection_with_port_and_scheme(monkeypatch: pytest.MonkeyPatch) ->
 def test_connection_without_a_key_fails_when_used(monkeypatch: pytest.MonkeyPatch) -> None:
     set_dify_connection(monkeypatch, "dify_nokey", password="")
     with pytest.raises(ValueError, match="'dify_nokey': the Password field"):
-        DifyHook("dify_nokey").get_dataset("d")
+        DifyHook("dify_nokey").get_dataset("e6d8e8dc-2d56-4e90-8b01-f3edb7be07c2")
 
 
 def test_bad_extra_fails_before_anything_is_sent(monkeypatch: pytest.MonkeyPatch, requests_mock: Any) -> None:

@@ -16,10 +16,11 @@ import pytest
 from airflow_provider_dify.hooks import operations as ops
 from airflow_provider_dify.hooks.operations import ApiRequest, FileUpload, MultipartBody
 
-DS = "ds-1"
-DOC = "doc-1"
-SEG = "seg-1"
-CHILD = "child-1"
+DS = "0b3a2d4c-1111-4a5b-8c6d-000000000001"
+DOC = "0b3a2d4c-2222-4a5b-8c6d-000000000001"
+SEG = "0b3a2d4c-3333-4a5b-8c6d-000000000001"
+CHILD = "0b3a2d4c-4444-4a5b-8c6d-000000000001"
+FIELD = "0b3a2d4c-5555-4a5b-8c6d-000000000001"
 
 
 @dataclass
@@ -261,12 +262,12 @@ def _cases(upload: FileUpload) -> dict[str, tuple[ApiRequest, Expected]]:
         ),
         "list_metadata_fields": (ops.list_metadata_fields(DS), Expected("GET", f"/datasets/{DS}/metadata")),
         "update_metadata_field": (
-            ops.update_metadata_field(DS, "m-1", "unit_price"),
-            Expected("PATCH", f"/datasets/{DS}/metadata/m-1", json_body={"name": "unit_price"}, rate_limited=True),
+            ops.update_metadata_field(DS, FIELD, "unit_price"),
+            Expected("PATCH", f"/datasets/{DS}/metadata/{FIELD}", json_body={"name": "unit_price"}, rate_limited=True),
         ),
         "delete_metadata_field": (
-            ops.delete_metadata_field(DS, "m-1"),
-            Expected("DELETE", f"/datasets/{DS}/metadata/m-1", rate_limited=True, missing_is_success_on_retry=True),
+            ops.delete_metadata_field(DS, FIELD),
+            Expected("DELETE", f"/datasets/{DS}/metadata/{FIELD}", rate_limited=True, missing_is_success_on_retry=True),
         ),
         "list_built_in_metadata_fields": (
             ops.list_built_in_metadata_fields(DS),

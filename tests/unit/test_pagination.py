@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from airflow_provider_dify.hooks.dify import DifyHook
-from tests.unit.helpers import BASE_URL, DATASET_ID, success_body
+from tests.unit.helpers import BASE_URL, DATASET_ID, DOCUMENT_ID, SEGMENT_ID, success_body
 
 DOCUMENTS_URL = f"{BASE_URL}/datasets/{DATASET_ID}/documents"
 
@@ -131,10 +131,10 @@ def test_page_size_beyond_difys_cap_is_refused(hook: DifyHook, requests_mock: An
     ("iterate", "url"),
     [
         (lambda h: h.iter_datasets(page_size=1), f"{BASE_URL}/datasets"),
-        (lambda h: h.iter_segments(DATASET_ID, "d", page_size=1), f"{DOCUMENTS_URL}/d/segments"),
+        (lambda h: h.iter_segments(DATASET_ID, DOCUMENT_ID, page_size=1), f"{DOCUMENTS_URL}/{DOCUMENT_ID}/segments"),
         (
-            lambda h: h.iter_child_chunks(DATASET_ID, "d", "s", page_size=1),
-            f"{DOCUMENTS_URL}/d/segments/s/child_chunks",
+            lambda h: h.iter_child_chunks(DATASET_ID, DOCUMENT_ID, SEGMENT_ID, page_size=1),
+            f"{DOCUMENTS_URL}/{DOCUMENT_ID}/segments/{SEGMENT_ID}/child_chunks",
         ),
     ],
     ids=["datasets", "segments", "child chunks"],

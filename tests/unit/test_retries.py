@@ -31,6 +31,9 @@ from tests.unit.helpers import (
 
 DS = DATASET_ID
 DOC = DOCUMENT_ID
+SEG = "c42a017a-93b2-44a3-bf35-e67d8bcf8ab7"
+CHILD = "5f1c7a2e-0d3b-4c8e-9a61-2b7d4e8f0c13"
+FIELD = "8e0f3b6a-7c21-4d59-b0a4-6f3e2d1c9b87"
 DATASET_URL = f"{BASE_URL}/datasets/{DS}"
 SEGMENTS_URL = f"{DATASET_URL}/documents/{DOC}/segments"
 DOCUMENT_URL = f"{DATASET_URL}/documents/{DOC}"
@@ -207,10 +210,10 @@ def test_add_segments_is_repeated_when_it_surely_was_not_applied(
 
 
 def test_add_child_chunk_is_not_repeated_after_a_read_timeout(hook: DifyHook, requests_mock: Any) -> None:
-    url = f"{SEGMENTS_URL}/s1/child_chunks"
+    url = f"{SEGMENTS_URL}/{SEG}/child_chunks"
     requests_mock.post(url, [{"exc": requests.exceptions.ReadTimeout}, {"json": {"data": {}}}])
     with pytest.raises(exc.DifyConnectionError):
-        hook.add_child_chunk(DS, DOC, "s1", "child")
+        hook.add_child_chunk(DS, DOC, SEG, "child")
     assert requests_mock.call_count == 1
 
 
@@ -247,9 +250,9 @@ def test_create_by_file_is_repeated_only_when_it_upserts(
     [
         (lambda h: h.delete_document(DS, DOC), DOCUMENT_URL),
         (lambda h: h.delete_dataset(DS), DATASET_URL),
-        (lambda h: h.delete_segment(DS, DOC, "s1"), f"{SEGMENTS_URL}/s1"),
-        (lambda h: h.delete_child_chunk(DS, DOC, "s1", "c1"), f"{SEGMENTS_URL}/s1/child_chunks/c1"),
-        (lambda h: h.delete_metadata_field(DS, "m1"), f"{DATASET_URL}/metadata/m1"),
+        (lambda h: h.delete_segment(DS, DOC, SEG), f"{SEGMENTS_URL}/{SEG}"),
+        (lambda h: h.delete_child_chunk(DS, DOC, SEG, CHILD), f"{SEGMENTS_URL}/{SEG}/child_chunks/{CHILD}"),
+        (lambda h: h.delete_metadata_field(DS, FIELD), f"{DATASET_URL}/metadata/{FIELD}"),
         (lambda h: h.delete_tag("t1"), f"{BASE_URL}/datasets/tags"),
     ],
     ids=["document", "dataset", "segment", "child chunk", "metadata field", "tag"],

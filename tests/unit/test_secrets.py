@@ -16,6 +16,7 @@ from airflow_provider_dify.hooks.dify_async import DifyAsyncHook
 from tests.unit.helpers import (
     LocalHttpServer,
     ReceivedRequest,
+    assert_no_key_piece,
     closed_port,
     error_response,
     json_answer,
@@ -57,9 +58,8 @@ def hook_request(path: str) -> Any:
 
 
 def _assert_no_key(key: str, *texts: str) -> None:
-    for text in texts:
-        assert key not in text
-        assert key[len("dataset-") :] not in text
+    """Neither the key nor any 7-character piece of it (an escaped, cut or wrapped key) is in the texts."""
+    assert_no_key_piece(key, *texts)
 
 
 def test_key_is_not_logged_printed_or_in_errors(
@@ -134,3 +134,72 @@ async def test_async_hook_registers_the_key_with_airflows_secret_masker(monkeypa
     settings = await DifyAsyncHook().get_settings()
     assert settings.api_key == key
     assert redact(f"key={key}") == "key=***"
+
+
+@pytest.mark.parametrize("separator", ["\n", "\r\n", " ", "\t", "\x00"])
+def test_a_key_with_a_break_inside_is_refused_without_showing_it(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, separator: str
+) -> None:
+    from airflow_provider_dify.exceptions import DifyArgumentError
+
+    with LocalHttpServer(_dify_like) as server, caplog.at_level(logging.DEBUG):
+        key = make_api_key()
+        set_dify_connection(monkeypatch, host=server.url, password=key[:14] + separator + key[14:])
+        with pytest.raises(DifyArgumentError) as raised:
+            DifyHook().list_datasets()
+        ok, message = DifyHook().test_connection()
+    assert server.received == []  # no HTTP client ever saw the broken header
+    assert raised.value.argument == "password" and not ok
+    _assert_no_key(key, str(raised.value), repr(raised.value), message, caplog.text)
+
+
+def _invalid_header(key: str) -> Exception:
+    import requests
+
+    return requests.exceptions.InvalidHeader(
+        f"Invalid return character or leading space in header: {'Bearer ' + key!r}"
+    )
+
+
+def test_any_requests_exception_is_mapped_without_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    key = set_dify_connection(monkeypatch, extra={"max_retries": 0})
+    hook = DifyHook()
+
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        raise _invalid_header(key + "\n")
+
+    monkeypatch.setattr(hook.session, "request", fail)
+    with pytest.raises(DifyError) as raised:
+        hook.list_datasets()
+    assert type(raised.value).__name__ == "DifyConnectionError"
+    assert raised.value.method == "GET" and raised.value.path == "/datasets"
+    _assert_no_key(key, str(raised.value), repr(raised.value.__dict__), repr(pickle.dumps(raised.value)))
+
+
+async def test_any_httpx_exception_is_mapped_without_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpx
+
+    key = set_dify_connection(monkeypatch, extra={"max_retries": 0})
+
+    async def fail(*args: Any, **kwargs: Any) -> Any:
+        raise httpx.LocalProtocolError(f"Illegal header value {('Bearer ' + key).encode()!r}")
+
+    async with DifyAsyncHook() as hook:
+        assert hook._client is not None
+        monkeypatch.setattr(hook._client, "request", fail)
+        with pytest.raises(DifyError) as raised:
+            await hook.get_document("e6d8e8dc-2d56-4e90-8b01-f3edb7be07c2", "bc33cd8c-dab8-459d-8b62-36a9f08ecc72")
+    assert type(raised.value).__name__ == "DifyConnectionError"
+    _assert_no_key(key, str(raised.value), repr(raised.value.__dict__))
+
+
+def test_an_escaped_or_cut_key_is_withheld_from_error_text() -> None:
+    from airflow_provider_dify.hooks import operations as ops
+    from airflow_provider_dify.hooks.responses import connection_error
+
+    key = make_api_key()
+    request = ops.get_dataset("e6d8e8dc-2d56-4e90-8b01-f3edb7be07c2")
+    for text in (key, key[:20], key[5:], repr(key + "\n"), key.upper().lower()):
+        error = connection_error(request, RuntimeError(f"header: Bearer {text}"), maybe_delivered=False, secret=key)
+        _assert_no_key(key, str(error))
+        assert error.path == "/datasets/e6d8e8dc-2d56-4e90-8b01-f3edb7be07c2"

@@ -13,7 +13,7 @@ from airflow_provider_dify.hooks import operations as ops
 from airflow_provider_dify.hooks.responses import connection_error
 from airflow_provider_dify.hooks.retries import RetryPolicy
 
-REQUEST = ops.get_dataset("d1")
+REQUEST = ops.get_dataset("e6d8e8dc-2d56-4e90-8b01-f3edb7be07c2")
 
 
 def _requests_tls_error() -> requests.exceptions.SSLError:
@@ -34,7 +34,7 @@ def _httpx_tls_error() -> httpx.ConnectError:
 def test_requests_tls_failure_maps_to_tls_error_and_is_not_retried() -> None:
     error = connection_error(REQUEST, _requests_tls_error(), maybe_delivered=False)
     assert isinstance(error, DifyTLSError)
-    assert error.method == "GET" and error.path == "/datasets/d1"
+    assert error.method == "GET" and error.path == "/datasets/e6d8e8dc-2d56-4e90-8b01-f3edb7be07c2"
     assert RetryPolicy().should_retry(REQUEST, error) is False
 
 

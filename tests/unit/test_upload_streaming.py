@@ -54,7 +54,7 @@ def test_a_large_file_is_streamed_with_bounded_memory(monkeypatch: pytest.Monkey
     size = 100 * MB
     path = _big_file(tmp_path / "export.txt", size)
     with LocalHttpServer(_created, keep_bodies=False) as server:
-        set_dify_connection(monkeypatch, host=server.url, extra={"max_retries": 0})
+        set_dify_connection(monkeypatch, host=server.url, extra={"max_retries": 0, "upload_max_mb": 200})
         hook = DifyHook()
         assert hook.settings.base_url == server.url  # read the connection outside the measurement
         tracemalloc.start()
