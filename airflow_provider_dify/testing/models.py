@@ -321,6 +321,8 @@ class Dataset:
     batches: dict[str, set[str]] = field(default_factory=dict)
     metadata: dict[str, MetadataField] = field(default_factory=dict)
     next_position: int = 1
+    #: The published knowledge pipeline of a ``rag_pipeline`` knowledge base (``testing.pipeline.Pipeline``).
+    pipeline: Any = None
 
 
 @dataclass
