@@ -58,6 +58,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_dify.operators.retrieval",
                     "airflow_provider_dify.operators.metadata",
                     "airflow_provider_dify.operators.sync",
+                    "airflow_provider_dify.operators.pipeline",
                 ],
             }
         ],
