@@ -43,8 +43,8 @@ class DifyRunPipelineOperator(DifyIndexingWaitOperator):
     ``files`` are uploaded first (the pipeline file upload) and become ``local_file`` items.
 
     Re-runs and retries do not produce a document twice: with ``skip_existing`` (the default) an item whose
-    document name (a file's name, a page's title) is already in the knowledge base is not run again, and the
-    hook never repeats a run whose outcome is unknown.
+    document name (a file's name, a page's title) is already in the knowledge base is not run again (its
+    document is still waited for), and the hook never repeats a run whose outcome is unknown.
 
     Returns (XCom) ``{dataset_id, dataset_name, batch, document_ids, documents, skipped, console_url}``
     (plus ``indexing``, the per-document results, with ``wait_for_indexing``); ``documents`` are
@@ -204,9 +204,16 @@ class DifyRunPipelineOperator(DifyIndexingWaitOperator):
             "skipped": skipped,
             "console_url": url,
         }
-        if self.wait_for_indexing and produced:
+        # Skipped items were run before (an earlier try that failed after the run, or an earlier DAG run): their
+        # documents are waited for too, so that a retry returns only once everything the task ran is indexed.
+        waited = manifest["document_ids"] + [existing[name] for name in skipped]
+        if self.wait_for_indexing and waited:
             manifest["indexing"] = self.wait_until_indexed(
-                context, dataset_id=dataset_id, batch=batch, document_ids=manifest["document_ids"], manifest=manifest
+                context,
+                dataset_id=dataset_id,
+                batch=batch if not skipped else None,
+                document_ids=waited,
+                manifest=manifest,
             )
         return manifest
 

@@ -8,7 +8,7 @@ import threading
 import time
 import zipfile
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from airflow_provider_dify.exceptions import DifyServerError, DifyValidationErro
 from airflow_provider_dify.operators.documents import DifyCreateDocumentOperator
 from airflow_provider_dify.operators.pipeline import DifyRunPipelineOperator
 from airflow_provider_dify.operators.sync import DifySyncDocumentsOperator
-from tests.dag_runner import run_dag, task_state, xcom_value
+from tests.dag_runner import run_dag, task_state, try_number, xcom_value
 from tests.operators.helpers import content_writes, context, dag_id
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
@@ -185,9 +185,38 @@ def test_run_pipeline_defers_until_its_documents_are_indexed_and_reruns_write_no
         )
     rerun = run_dag(again)
     assert task_state(rerun, "pipeline") == "success"
-    assert xcom_value(rerun, "pipeline")["skipped"] == ["refunds.md", "shipping.md"]
+    again_manifest = xcom_value(rerun, "pipeline")
+    assert again_manifest["skipped"] == ["refunds.md", "shipping.md"] and again_manifest["document_ids"] == []
+    # It still waited for the skipped items' documents (reads only): a retry ends once they are indexed.
+    assert sorted(r["id"] for r in again_manifest["indexing"]) == sorted(d["id"] for d in stored)
     assert len(content_writes(dify_emulator)) == writes_before
     assert len(dify_emulator.documents(dataset["id"])) == 2
+
+
+@pytest.mark.dify_emulator(indexing_seconds=0.05)
+def test_a_lost_run_answer_then_the_task_retry_leaves_each_document_once(dify_emulator: Any, tmp_path: Path) -> None:
+    dataset = dify_emulator.create_pipeline_dataset("pipeline-kb")
+    files = write_files(tmp_path)
+    # Dify runs the pipeline, but its answer is lost (500 after processing): the hook does not repeat the run.
+    dify_emulator.fail_next(1, 500, method="POST", route=RUN_ROUTE, after_processing=True)
+    with make_dag() as dag:
+        DifyRunPipelineOperator(
+            task_id="pipeline",
+            dataset_id=dataset["id"],
+            files=[str(path) for path in files],
+            deferrable=False,
+            poll_interval=0.05,
+            retries=1,
+            retry_delay=timedelta(seconds=0),
+        )
+    run = run_dag(dag)
+    assert task_state(run, "pipeline") == "success" and try_number(run, "pipeline") == 2
+    assert dify_emulator.count("POST", RUN_ROUTE) == 1  # the retry found both documents and ran nothing
+    stored = dify_emulator.documents(dataset["id"])
+    assert sorted(d["name"] for d in stored) == ["refunds.md", "shipping.md"]
+    manifest = xcom_value(run, "pipeline")
+    assert sorted(r["id"] for r in manifest["indexing"]) == sorted(d["id"] for d in stored)
+    assert {r["indexing_status"] for r in manifest["indexing"]} == {"completed"}
 
 
 @pytest.mark.dify_emulator(indexing_seconds=0.05)
