@@ -119,3 +119,36 @@ def test_a_hierarchical_rule_needs_a_hierarchical_knowledge_base(dify_emulator: 
     # The child separator "\n" reached Dify as it is (Jinja would drop a trailing newline): two children each.
     assert segments and all(len(segment["child_chunks"]) == 2 for segment in segments)
     assert {call.path.rsplit("/", 1)[-1] for call in content_writes(dify_emulator)} >= {"create-by-text"}
+
+
+def _indexed_segments(dify: Any, process_rule: dict[str, Any], doc_form: str) -> list[dict[str, Any]]:
+    """Send a document straight through the hook (no operator checks); its chunks once indexed."""
+    from airflow_provider_dify.hooks.dify import DifyHook
+
+    dataset = dify.create_dataset(f"kb-{len(dify.datasets())}")
+    answer = DifyHook().create_document_by_text(
+        dataset["id"], "a.txt", TEXT, indexing_technique="economy", doc_form=doc_form, process_rule=process_rule
+    )
+    assert dify.wait_for_indexing()
+    assert dify.document(dataset["id"], answer["document"]["id"])["indexing_status"] == "completed"
+    return dify.segments(dataset["id"], answer["document"]["id"])
+
+
+@pytest.mark.parametrize("version", ["1.13", "1.16"])
+def test_the_emulator_ignores_misplaced_parts_as_dify_does(
+    dify_emulator_factory: Any, monkeypatch: Any, version: str
+) -> None:
+    """What the checks above prevent: Dify answers 200, then indexes no chunk, or chunks without children."""
+    dify = dify_emulator_factory(server_version=version, indexing_seconds=0)
+    monkeypatch.setenv("AIRFLOW_CONN_DIFY_DEFAULT", dify.connection_json)
+    no_children = changed(lambda r: r["rules"].pop("subchunk_segmentation"))
+    assert _indexed_segments(dify, no_children, "hierarchical_model") == []
+    misplaced = _indexed_segments(dify, changed(misplace("parent_mode")), "hierarchical_model")
+    if version == "1.13":
+        assert misplaced == []
+    else:  # newer servers default parent_mode to paragraph
+        assert misplaced and all(segment["child_chunks"] for segment in misplaced)
+    flat = _indexed_segments(dify, RULE, "text_model")
+    assert flat and not any(segment["child_chunks"] for segment in flat)
+    complete = _indexed_segments(dify, RULE, "hierarchical_model")
+    assert complete and all(len(segment["child_chunks"]) == 2 for segment in complete)
