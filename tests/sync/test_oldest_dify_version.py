@@ -2,7 +2,8 @@
 
 Dify 1.13 differs from the newest in ways the provider must handle: no ``PATCH /documents/{id}`` (405, so file
 updates fall back to ``POST .../update-by-file``), no legacy ``upload-file`` route, the tag ``binding_count``
-bug. Each test here runs a test of the suite unchanged, on that version.
+bug. The tests here run tests of the suite unchanged on that version, plus the file update that must take the
+older route.
 """
 
 from __future__ import annotations
@@ -37,11 +38,34 @@ def test_document_sync(dify_emulator: Any, warehouse: Path) -> None:
     test_document_sync_dags.test_first_run_rerun_change_and_delete(dify_emulator, dataset_id, warehouse)
 
 
-def test_document_sync_of_files_updates_through_the_older_route(dify_emulator: Any, tmp_path: Path) -> None:
-    dataset_id = dify_emulator.create_dataset("warehouse-sync")["id"]
-    test_document_sync_dags.test_files_from_object_storage_update_only_when_changed(dify_emulator, dataset_id, tmp_path)
-    assert dify_emulator.count("PATCH", "/datasets/{dataset_id}/documents/{document_id}", status=405) <= 1
-    assert dify_emulator.count("POST", "/datasets/{dataset_id}/documents/{document_id}/update-by-file") >= 1
+def test_a_changed_file_is_updated_through_the_older_route(dify_emulator: Any, tmp_path: Path) -> None:
+    """1.13 answers 405 to ``PATCH /documents/{id}``: the update goes to ``POST .../update-by-file`` instead."""
+    from tests.dag_runner import xcom_value
+
+    dataset_id = dify_emulator.create_dataset("file-sync")["id"]
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "returns.txt").write_text("Returns are free within 30 days.")
+    dag = test_document_sync_dags.sync_dag(
+        dataset_id,
+        sql=None,
+        sql_conn_id=None,
+        path=f"file://{docs}",
+        key_field=None,
+        text_template=None,
+        metadata_fields=["path"],
+        name_prefix="kb-",
+        scope="files",
+    )
+    assert xcom_value(test_document_sync_dags.run(dag), "sync")["counts"]["created"] == 1
+    assert dify_emulator.wait_for_indexing()  # Dify updates only available documents
+    (docs / "returns.txt").write_text("Returns are free within 60 days.")
+    dify_emulator.reset_counters()
+    assert xcom_value(test_document_sync_dags.run(dag), "sync")["counts"]["updated"] == 1
+    assert dify_emulator.count("PATCH", status=405) == 1  # a route 1.13 does not have
+    assert dify_emulator.count("POST", "/datasets/{dataset_id}/documents/{document_id}/update-by-file") == 1
+    [stored] = dify_emulator.documents(dataset_id)
+    assert "60 days" in stored["text"]
 
 
 def test_chunk_sync(dify_emulator: Any, warehouse: Path) -> None:
