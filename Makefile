@@ -6,12 +6,12 @@ VENV3 := .venv
 VENV2 := .venv-af2
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-af3 test-af2 lint bench e2e clean
+.PHONY: demo test test-af3 test-af2 lint docs bench e2e clean
 
 $(VENV3)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV3)
 	$(VENV3)/bin/pip install -q --upgrade pip
-	$(VENV3)/bin/pip install -q "apache-airflow==$(AIRFLOW3)" -e ".[dev]"
+	$(VENV3)/bin/pip install -q "apache-airflow==$(AIRFLOW3)" -e ".[dev,docs]"
 	touch $@
 
 $(VENV2)/.installed: pyproject.toml Makefile
@@ -24,11 +24,15 @@ $(VENV2)/.installed: pyproject.toml Makefile
 demo: $(VENV3)/.installed
 	$(VENV3)/bin/python -m example_dags.demo
 
-## test: ruff, then the whole suite on Airflow 3.3 and on Airflow 2.11
-test: lint test-af3 test-af2
+## test: ruff, the docs site, then the whole suite on Airflow 3.3 and on Airflow 2.11
+test: lint docs test-af3 test-af2
 
 lint: $(VENV3)/.installed
 	$(VENV3)/bin/ruff check .
+
+## docs: build the documentation site into build/site in strict mode (a broken link or reference fails)
+docs: $(VENV3)/.installed
+	$(VENV3)/bin/mkdocs build --strict
 
 test-af3: $(VENV3)/.installed
 	$(VENV3)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)

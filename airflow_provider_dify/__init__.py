@@ -9,8 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
+#: The oldest Dify server version the provider supports: the suite runs its main flows against the emulator's
+#: ``server_version`` of it (tests/sync/test_oldest_dify_version.py), and real-server transcripts are of 1.13.2.
+OLDEST_SUPPORTED_DIFY_VERSION = "1.13"
 
-__all__ = ["__version__", "get_provider_info"]
+__all__ = ["OLDEST_SUPPORTED_DIFY_VERSION", "__version__", "get_provider_info"]
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -66,6 +69,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_dify.operators.retrieval",
                     "airflow_provider_dify.operators.metadata",
                     "airflow_provider_dify.operators.sync",
+                    "airflow_provider_dify.operators.pipeline",
                 ],
             }
         ],

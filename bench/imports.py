@@ -25,6 +25,10 @@ QUESTION = (
 
 #: The alternative: the HTTP provider's operator module (installed with Airflow).
 HTTP_OPERATOR_MODULE = "airflow.providers.http.operators.http"
+#: The pytest plugin every pytest session of a project that installs the provider loads (``pytest11``), and
+#: the emulator server it starts only for a test that asks for the ``dify_emulator`` fixture.
+PLUGIN_MODULE = "airflow_provider_dify.testing.pytest_plugin"
+EMULATOR_MODULE = "airflow_provider_dify.testing.server"
 #: Modules worth knowing about when they are imported at DAG-parse time.
 HEAVY_MODULES = (
     "requests",
@@ -77,12 +81,13 @@ def base_module() -> str:
     return "airflow.sdk" if importlib.util.find_spec("airflow.sdk") is not None else "airflow.models.dag"
 
 
-def probe(targets: Sequence[str], importtime: bool = False) -> tuple[dict, str]:
-    """Import ``targets`` after :func:`base_module` in a fresh interpreter; the probe's result and its stderr."""
+def probe(targets: Sequence[str], importtime: bool = False, base: str | None = None) -> tuple[dict, str]:
+    """Import ``targets`` after ``base`` (:func:`base_module` by default) in a fresh interpreter; the probe's
+    result and its stderr."""
     command = [sys.executable]
     if importtime:
         command += ["-X", "importtime"]
-    command += ["-c", _PROBE, base_module(), json.dumps(list(targets))]
+    command += ["-c", _PROBE, base or base_module(), json.dumps(list(targets))]
     completed = subprocess.run(command, capture_output=True, text=True, check=False, timeout=300)
     if completed.returncode != 0:
         raise RuntimeError(f"import probe of {list(targets)} failed:\n{completed.stderr[-3000:]}")
@@ -130,6 +135,19 @@ def run(sizes: Sizes) -> SectionResult:
         provider_runs.append(probe(provider_targets)[0])
         http_runs.append(probe([HTTP_OPERATOR_MODULE])[0])
 
+    # The pytest plugin, over ``import pytest`` (pytest has loaded itself when it loads plugins), against
+    # what importing the emulator it starts would cost.
+    probe([PLUGIN_MODULE], base="pytest")
+    probe([EMULATOR_MODULE], base="pytest")
+    plugin_runs: list[dict] = []
+    emulator_runs: list[dict] = []
+    for _ in range(sizes.import_runs):
+        plugin_runs.append(probe([PLUGIN_MODULE], base="pytest")[0])
+        emulator_runs.append(probe([EMULATOR_MODULE], base="pytest")[0])
+    plugin_extra = median([r["extra"] for r in plugin_runs])
+    emulator_extra = median([r["extra"] for r in emulator_runs])
+    plugin_new = set(plugin_runs[-1]["new"])
+
     base = median([r["base"] for r in provider_runs + http_runs])
     provider_extra = median([r["extra"] for r in provider_runs])
     http_extra = median([r["extra"] for r in http_runs])
@@ -162,6 +180,10 @@ def run(sizes: Sizes) -> SectionResult:
         "provider_new_modules": float(len(provider_new)),
         "http_new_modules": float(len(http_new)),
         "provider_heavy_modules": float(len(provider_heavy)),
+        "plugin_extra_seconds": plugin_extra,
+        "emulator_extra_seconds": emulator_extra,
+        "plugin_over_emulator": ratio(plugin_extra, emulator_extra),
+        "plugin_new_modules": float(len(plugin_new)),
     }
     rows = [
         [f"`import {base_module()}` alone (both sides)", fmt_ms(base), "", ""],
@@ -178,6 +200,18 @@ def run(sizes: Sizes) -> SectionResult:
             ", ".join(http_heavy) or "none",
         ],
         ["provider / HTTP operator", fmt_ratio(figures["provider_over_http"]), "", ""],
+        [
+            f"pytest plugin: `import {PLUGIN_MODULE}` after `import pytest`",
+            fmt_ms(plugin_extra),
+            str(len(plugin_new)),
+            ", ".join(heavy(plugin_new)) or "none",
+        ],
+        [
+            f"(what the emulator would cost: `import {EMULATOR_MODULE}` after `import pytest`)",
+            fmt_ms(emulator_extra),
+            str(len(emulator_runs[-1]["new"])),
+            ", ".join(heavy(set(emulator_runs[-1]["new"]))) or "none",
+        ],
     ]
     module_list = ", ".join(f"`{name.removeprefix('airflow_provider_dify.')}`" for name in provider_targets)
     notes = [
@@ -194,10 +228,15 @@ def run(sizes: Sizes) -> SectionResult:
         + "; the provider's slowest modules: "
         + ", ".join(f"`{name}` {fmt_ms(seconds)}" for name, seconds in own_modules)
         + ".",
+        "The pytest plugin (the `pytest11` entry point) is loaded by every pytest session of a project that "
+        "installs the provider; it imports the emulator only when a test asks for `dify_emulator`. Its row is the "
+        f"median of {sizes.import_runs} fresh interpreters that import `pytest`, then the plugin (interleaved with "
+        "the emulator's row).",
     ]
     summary = (
         f"+{fmt_ms(provider_extra)} over `{base_module()}` ({fmt_ms(base)}); HTTP operator +{fmt_ms(http_extra)}: "
-        f"{fmt_ratio(figures['provider_over_http'])}; heavy modules pulled in: {', '.join(provider_heavy) or 'none'}"
+        f"{fmt_ratio(figures['provider_over_http'])}; heavy modules pulled in: {', '.join(provider_heavy) or 'none'}; "
+        f"pytest plugin +{fmt_ms(plugin_extra)} (the emulator would be +{fmt_ms(emulator_extra)})"
     )
     return SectionResult(
         KEY,

@@ -592,16 +592,20 @@ class DifyHook(BaseHook):
     def retrieve(
         self,
         dataset_id: str,
-        query: str,
+        query: str | None = None,
         *,
         retrieval_model: Mapping[str, Any] | None = None,
         external_retrieval_model: Mapping[str, Any] | None = None,
+        attachment_ids: Sequence[str] | None = None,
     ) -> JsonDict:
         """
         Search a knowledge base: ``{query: {content}, records: [...]}``.
 
         Economy knowledge bases need ``retrieval_model={"search_method": "keyword_search", ...}``; without one
         Dify tries semantic search and fails (see :func:`default_retrieval_model`).
+
+        :param query: the search text (at most 250 characters); optional when ``attachment_ids`` are given.
+        :param attachment_ids: ids of uploaded files to search by (multimodal knowledge bases).
         """
         return self.send(
             ops.retrieve(
@@ -609,6 +613,93 @@ class DifyHook(BaseHook):
                 query,
                 retrieval_model=retrieval_model,
                 external_retrieval_model=external_retrieval_model,
+                attachment_ids=attachment_ids,
+            )
+        )
+
+    # -- documents: several files at once --------------------------------------------------------------------
+
+    def download_documents_zip(
+        self, dataset_id: str, document_ids: Sequence[str], destination: str | os.PathLike[str] | None = None
+    ) -> bytes:
+        """
+        The original files of 1-100 documents in one ZIP archive (Dify >= 1.13; 404 when one is not a file).
+
+        :param document_ids: the documents (Dify adds " (n)" to repeated file names inside the archive).
+        :param destination: also write the archive to this path.
+        :return: the archive's bytes.
+        """
+        archive = self.send(ops.download_documents_zip(dataset_id, document_ids)) or b""
+        if destination is not None:
+            from pathlib import Path
+
+            Path(destination).write_bytes(archive)
+        return archive
+
+    # -- knowledge pipeline ----------------------------------------------------------------------------------
+
+    def upload_pipeline_file(
+        self, file_path: str | os.PathLike[str], *, filename: str | None = None
+    ) -> JsonDict:
+        """
+        Upload a file for a knowledge pipeline: ``{id, name, size, extension, mime_type, created_by, created_at}``.
+
+        The ``id`` is the ``reference`` of a ``local_file`` item of :meth:`run_pipeline`.
+        """
+        return self.send(ops.upload_pipeline_file(FileUpload.from_path(file_path, filename)))
+
+    def list_pipeline_datasource_plugins(self, dataset_id: str, *, is_published: bool = True) -> list[JsonDict]:
+        """The datasource nodes of a pipeline knowledge base (``node_id``, ``datasource_type``, ``title``...)."""
+        return self.send(ops.list_pipeline_datasource_plugins(dataset_id, is_published=is_published)) or []
+
+    def run_pipeline_datasource_node(
+        self,
+        dataset_id: str,
+        node_id: str,
+        *,
+        inputs: Mapping[str, Any],
+        datasource_type: ops.PipelineDatasourceType,
+        is_published: bool = True,
+        credential_id: str | None = None,
+    ) -> list[Any]:
+        """Run one datasource node of the pipeline; the events Dify streams back (decoded JSON payloads)."""
+        body = self.send(
+            ops.run_pipeline_datasource_node(
+                dataset_id,
+                node_id,
+                inputs=inputs,
+                datasource_type=datasource_type,
+                is_published=is_published,
+                credential_id=credential_id,
+            )
+        )
+        return ops.parse_event_stream(body or b"")
+
+    def run_pipeline(
+        self,
+        dataset_id: str,
+        *,
+        inputs: Mapping[str, Any],
+        datasource_type: ops.PipelineDatasourceType,
+        datasource_info_list: Sequence[Mapping[str, Any]],
+        start_node_id: str,
+        is_published: bool = True,
+    ) -> JsonDict:
+        """
+        Run the knowledge pipeline (blocking): a published run answers ``{batch, dataset, documents}`` at once,
+        with one document per datasource item, and indexes them in the background.
+
+        Not repeated after a failure whose outcome is unknown: a repeat would create the documents again.
+        """
+        return self.send(
+            ops.run_pipeline(
+                dataset_id,
+                inputs=inputs,
+                datasource_type=datasource_type,
+                datasource_info_list=datasource_info_list,
+                start_node_id=start_node_id,
+                is_published=is_published,
+                response_mode="blocking",
             )
         )
 

@@ -29,6 +29,7 @@ from airflow_provider_dify.hooks.validation import (
     check_metadata_name,
     check_metadata_value,
     check_no_control,
+    check_node_id,
     refuse,
 )
 
@@ -661,22 +662,30 @@ def delete_child_chunk(dataset_id: str, document_id: str, segment_id: str, child
 
 def retrieve(
     dataset_id: str,
-    query: str,
+    query: str | None = None,
     *,
     retrieval_model: Mapping[str, Any] | None = None,
     external_retrieval_model: Mapping[str, Any] | None = None,
+    attachment_ids: Sequence[str] | None = None,
 ) -> ApiRequest:
-    """``POST /datasets/{id}/retrieve``: read-only, so safe to repeat. Queries are at most 250 characters."""
-    _require(query.strip() if isinstance(query, str) else query, "query")
-    _text(query, "query")
-    if len(query) > 250:
-        refuse("query", f"Dify accepts at most 250 characters, got {len(query)}.")
+    """``POST /datasets/{id}/retrieve``: read-only, so safe to repeat. Queries are at most 250 characters.
+
+    ``query`` may be left out when ``attachment_ids`` (files to search by, on multimodal knowledge bases) are
+    given, as Dify then does.
+    """
+    base = _ds(dataset_id)  # the path first: a bad id is named before any other argument
+    if attachment_ids is None or query is not None:
+        _require(query.strip() if isinstance(query, str) else query, "query")
+    if query is not None:
+        _text(query, "query")
+        if len(query) > 250:
+            refuse("query", f"Dify accepts at most 250 characters, got {len(query)}.")
     body = _body(
         query=query,
         retrieval_model=dict(retrieval_model) if retrieval_model else None,
         external_retrieval_model=dict(external_retrieval_model) if external_retrieval_model else None,
+        attachment_ids=_ids(attachment_ids, "attachment_ids") if attachment_ids is not None else None,
     )
-    base = _ds(dataset_id)
     return ApiRequest(
         "retrieve",
         "POST",
@@ -814,3 +823,172 @@ def list_models(model_type: ModelType = "text-embedding") -> ApiRequest:
     """``GET /workspaces/current/models/model-types/{model_type}``."""
     _choice(model_type, MODEL_TYPES, "model_type")
     return ApiRequest("list_models", "GET", f"/workspaces/current/models/model-types/{model_type}")
+
+
+# -- documents: several files at once -----------------------------------------------------------------------
+
+#: The most documents one download-zip request takes.
+MAX_ZIP_DOCUMENTS = 100
+
+
+def download_documents_zip(dataset_id: str, document_ids: Sequence[str]) -> ApiRequest:
+    """``POST /datasets/{id}/documents/download-zip`` (about 1.13+): the original files of 1-100 documents as
+    one ZIP archive (the answer is the archive's bytes). Read-only, so safe to repeat."""
+    base = _ds(dataset_id)  # the path first: a bad id is named before any other argument
+    ids = _ids(document_ids, "document_ids")
+    if len(ids) > MAX_ZIP_DOCUMENTS:
+        refuse("document_ids", f"Dify zips at most {MAX_ZIP_DOCUMENTS} documents a request, got {len(ids)}; split it.")
+    return ApiRequest(
+        "download_documents_zip",
+        "POST",
+        f"{base}/documents/download-zip",
+        json_body={"document_ids": ids},
+        rate_limited=True,
+        expect_json=False,
+    )
+
+
+# -- knowledge pipeline (runtime_mode=rag_pipeline knowledge bases, about 1.9+) ------------------------------
+
+PipelineDatasourceType = Literal["local_file", "online_document", "website_crawl", "online_drive"]
+PipelineResponseMode = Literal["blocking", "streaming"]
+
+PIPELINE_DATASOURCE_TYPES: tuple[str, ...] = ("local_file", "online_document", "website_crawl", "online_drive")
+PIPELINE_RESPONSE_MODES: tuple[str, ...] = ("blocking", "streaming")
+
+
+def upload_pipeline_file(upload: FileUpload) -> ApiRequest:
+    """``POST /datasets/pipeline/file-upload`` (answers 201): a file for a pipeline's ``local_file`` datasource.
+
+    Its ``id`` is the ``reference`` of a ``local_file`` item of :func:`run_pipeline`. Not repeated after an
+    attempt that may have been delivered: a repeat stores a second file.
+    """
+    return ApiRequest(
+        "upload_pipeline_file",
+        "POST",
+        "/datasets/pipeline/file-upload",
+        upload=upload,
+        idempotent=False,
+    )
+
+
+def list_pipeline_datasource_plugins(dataset_id: str, *, is_published: bool = True) -> ApiRequest:
+    """``GET /datasets/{id}/pipeline/datasource-plugins``: the datasource nodes of the knowledge base's pipeline
+    (``[{node_id, plugin_id, provider_name, datasource_type, title, user_input_variables, credentials}]``)."""
+    params = _query(is_published=bool(is_published))
+    return ApiRequest(
+        "list_pipeline_datasource_plugins", "GET", f"{_ds(dataset_id)}/pipeline/datasource-plugins", params=params
+    )
+
+
+def run_pipeline_datasource_node(
+    dataset_id: str,
+    node_id: str,
+    *,
+    inputs: Mapping[str, Any],
+    datasource_type: PipelineDatasourceType,
+    is_published: bool = True,
+    credential_id: str | None = None,
+) -> ApiRequest:
+    """``POST /datasets/{id}/pipeline/datasource/nodes/{node_id}/run``: run one datasource node (a preview of
+    what it fetches). Dify answers a ``text/event-stream``; read it with :func:`parse_event_stream`."""
+    path = f"{_ds(dataset_id)}/pipeline/datasource/nodes/{check_node_id(node_id)}/run"  # the path first
+    if not isinstance(inputs, Mapping):
+        refuse("inputs", f"pass a dict of the node's input variables, got {type(inputs).__name__}.")
+    body = _body(
+        inputs=dict(inputs),
+        datasource_type=_choice(datasource_type, PIPELINE_DATASOURCE_TYPES, "datasource_type"),
+        credential_id=credential_id,
+        is_published=bool(is_published),
+    )
+    return ApiRequest("run_pipeline_datasource_node", "POST", path, json_body=body, expect_json=False)
+
+
+def _datasource_items(items: Sequence[Mapping[str, Any]], datasource_type: str) -> list[dict[str, Any]]:
+    required = {
+        "local_file": ("reference",),
+        "online_document": ("workspace_id", "page"),
+        "website_crawl": ("url",),
+        "online_drive": ("id", "bucket"),
+    }[datasource_type]
+    if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Sequence) or not items:
+        refuse("datasource_info_list", "pass a non-empty list of datasource items (dicts).")
+    checked = []
+    for index, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            refuse(f"datasource_info_list[{index}]", f"each item is a dict, got {type(item).__name__}.")
+        missing = [key for key in required if not item.get(key)]
+        if missing:
+            refuse(
+                f"datasource_info_list[{index}]",
+                f"a {datasource_type} item needs {', '.join(map(repr, missing))}"
+                + (" (the id of a pipeline file upload)" if datasource_type == "local_file" else "")
+                + ".",
+            )
+        checked.append(dict(item))
+    return checked
+
+
+def run_pipeline(
+    dataset_id: str,
+    *,
+    inputs: Mapping[str, Any],
+    datasource_type: PipelineDatasourceType,
+    datasource_info_list: Sequence[Mapping[str, Any]],
+    start_node_id: str,
+    is_published: bool = True,
+    response_mode: PipelineResponseMode = "blocking",
+) -> ApiRequest:
+    """``POST /datasets/{id}/pipeline/run``: run the knowledge pipeline on datasource items.
+
+    A published run (``is_published=True``) creates one document per item at once and answers
+    ``{batch, dataset, documents}`` while the pipeline indexes them in the background, so the documents can be
+    waited for like any other batch. Not repeated after an attempt that may have been delivered: a repeat
+    creates the documents again.
+    """
+    path = f"{_ds(dataset_id)}/pipeline/run"  # the path first: a bad id is named before any other argument
+    if not isinstance(inputs, Mapping):
+        refuse("inputs", f"pass a dict of the pipeline's input variables, got {type(inputs).__name__}.")
+    kind = _choice(datasource_type, PIPELINE_DATASOURCE_TYPES, "datasource_type")
+    body = {
+        "inputs": dict(inputs),
+        "datasource_type": kind,
+        "datasource_info_list": _datasource_items(datasource_info_list, kind),
+        "start_node_id": _require(start_node_id, "start_node_id"),
+        "is_published": bool(is_published),
+        "response_mode": _choice(response_mode, PIPELINE_RESPONSE_MODES, "response_mode"),
+    }
+    return ApiRequest(
+        "run_pipeline",
+        "POST",
+        path,
+        json_body=body,
+        idempotent=False,
+        expect_json=response_mode == "blocking",
+    )
+
+
+def parse_event_stream(body: bytes) -> list[Any]:
+    """The events of a ``text/event-stream`` body: each ``data:`` payload, decoded as JSON when it is JSON.
+
+    Events are separated by a blank line; the ``data:`` lines of one event are joined with newlines; comment
+    lines (``:``) and ``ping`` events are skipped.
+    """
+    events: list[Any] = []
+    text = body.decode("utf-8", errors="replace").replace("\r\n", "\n")
+    for block in text.split("\n\n"):
+        data_lines = []
+        event_name = None
+        for line in block.split("\n"):
+            if line.startswith("data:"):
+                data_lines.append(line[5:].lstrip(" "))
+            elif line.startswith("event:"):
+                event_name = line[6:].strip()
+        if not data_lines or event_name == "ping":
+            continue
+        data = "\n".join(data_lines)
+        try:
+            events.append(json.loads(data))
+        except ValueError:
+            events.append(data)
+    return events

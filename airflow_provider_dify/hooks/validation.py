@@ -23,6 +23,8 @@ _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 UUID_EXAMPLE = "e6d8e8dc-2d56-4e90-8b01-f3edb7be07c2"
 #: Batch ids are digit strings (``YYYYmmddHHMMSS`` plus 6 random digits on Dify 1.13.2: 20 digits).
 _BATCH = re.compile(r"[0-9]{1,64}")
+#: A workflow node id (Dify's are digit strings such as '1750836391776', or words such as 'start').
+_NODE = re.compile(r"[A-Za-z0-9_-]{1,128}")
 #: Control characters a text may hold: tab, line feed, vertical tab, form feed, carriage return.
 _TEXT_WHITESPACE = frozenset("\t\n\x0b\x0c\r")
 
@@ -76,6 +78,17 @@ def check_batch(value: Any, argument: str = "batch") -> str:
         argument,
         f"must be the batch id a create or update call returned (digits, e.g. '20261123194403568155'),"
         f" got {_shown(value)}.",
+    )
+
+
+def check_node_id(value: Any, argument: str = "node_id") -> str:
+    """A knowledge pipeline's node id, safe in a URL path: letters, digits, ``_`` and ``-`` only."""
+    if isinstance(value, str) and _NODE.fullmatch(value.strip()):
+        return value.strip()
+    refuse(
+        argument,
+        f"must be the id of a node of the pipeline (letters, digits, '_' or '-', e.g. '1750836391776'),"
+        f" got {_shown(value)}; copy it from the pipeline's editor in Dify.",
     )
 
 

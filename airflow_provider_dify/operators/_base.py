@@ -175,7 +175,73 @@ def check_process_rule(value: Any, argument: str = "process_rule") -> dict[str, 
             f"mode {mode!r} needs rules with 'pre_processing_rules' and 'segmentation';"
             " use {'mode': 'automatic'} for Dify's default segmentation.",
         )
+    check_parent_child_rule(rule, argument)
     return rule
+
+
+#: ``rules['parent_mode']`` of a hierarchical process rule: paragraphs as parent chunks, or the whole document.
+PARENT_MODES: tuple[str, ...] = ("paragraph", "full-doc")
+_PARENT_CHILD_KEYS = ("parent_mode", "subchunk_segmentation")
+
+
+def check_parent_child_rule(rule: Mapping[str, Any], argument: str = "process_rule") -> None:
+    """
+    Check the parent-child parts of a process rule where Dify looks for them, since it ignores them elsewhere.
+
+    Dify reads ``parent_mode`` and ``subchunk_segmentation`` only directly under ``rules`` of a rule whose
+    ``mode`` is ``hierarchical``; placed inside ``segmentation``, or in a ``custom`` rule, they are silently
+    ignored (langgenius/dify issues 27641 and 18456), and a hierarchical rule without them indexes a document
+    into zero chunks while the API answers 200 (issues 22270, 22118; newer servers default ``parent_mode``).
+
+    :raises ValueError: naming the misplaced or missing key and where it belongs.
+    """
+    mode = rule.get("mode")
+    rules = rule.get("rules") if isinstance(rule.get("rules"), Mapping) else {}
+    segmentation = rules.get("segmentation") if isinstance(rules.get("segmentation"), Mapping) else {}
+    if mode != "hierarchical":
+        misplaced = [key for key in _PARENT_CHILD_KEYS if key in rules or key in segmentation]
+        if misplaced:
+            raise ValueError(
+                f"{argument}['mode']: {', '.join(misplaced)} only take effect with mode 'hierarchical' (Dify ignores"
+                f" them in a {mode!r} rule); pass {{'mode': 'hierarchical', ...}} with doc_form='hierarchical_model'."
+            )
+        return
+    for key in _PARENT_CHILD_KEYS:
+        if key in segmentation:
+            raise ValueError(
+                f"{argument}['rules']['segmentation']['{key}']: move it up to {argument}['rules']['{key}'];"
+                " Dify ignores it inside segmentation."
+            )
+    parent_mode = rules.get("parent_mode")
+    if parent_mode not in PARENT_MODES:
+        raise ValueError(
+            f"{argument}['rules']['parent_mode']: must be one of {', '.join(map(repr, PARENT_MODES))}, got"
+            f" {parent_mode!r}; without it Dify indexes the document into no chunk at all."
+        )
+    child = rules.get("subchunk_segmentation")
+    if not isinstance(child, Mapping):
+        raise ValueError(
+            f"{argument}['rules']['subchunk_segmentation']: a hierarchical rule needs the child chunks' segmentation,"
+            " e.g. {'separator': '\\n', 'max_tokens': 200}; without it Dify indexes the document into no chunk."
+        )
+    where = f"{argument}['rules']['subchunk_segmentation']"
+    if not isinstance(child.get("separator"), str) or not child["separator"]:
+        raise ValueError(f"{where}['separator']: must be a non-empty string, got {child.get('separator')!r}.")
+    child_tokens = child.get("max_tokens")
+    if not isinstance(child_tokens, int) or isinstance(child_tokens, bool) or child_tokens < 1:
+        raise ValueError(f"{where}['max_tokens']: must be a whole number >= 1, got {child_tokens!r}.")
+    parent_tokens = segmentation.get("max_tokens")
+    if parent_mode == "paragraph":
+        if not isinstance(parent_tokens, int) or isinstance(parent_tokens, bool) or parent_tokens < 1:
+            raise ValueError(
+                f"{argument}['rules']['segmentation']['max_tokens']: the parent chunks' size is needed with"
+                f" parent_mode 'paragraph', got {parent_tokens!r}."
+            )
+        if child_tokens >= parent_tokens:
+            raise ValueError(
+                f"{where}['max_tokens']: child chunks ({child_tokens}) must be smaller than their parent chunks"
+                f" (segmentation max_tokens {parent_tokens})."
+            )
 
 
 @contextlib.contextmanager
@@ -211,6 +277,23 @@ class DifyBaseOperator(BaseOperator):
     def __init__(self, *, dify_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.dify_conn_id = dify_conn_id
+
+    def render_template(self, content: Any, context: Any, jinja_env: Any = None, seen_oids: Any = None) -> Any:
+        """
+        Render a templated value as Airflow does, but keep a plain string that ends with a newline as it is.
+
+        Jinja drops one trailing newline of every string it renders, so a segmentation separator ``"\\n"``
+        would reach Dify as ``""`` and ``"\\n\\n"`` as ``"\\n"``. A string without template markers is not a
+        template; only those that end with a newline are spared (rendering leaves every other one unchanged).
+        """
+        if (
+            isinstance(content, str)
+            and content.endswith("\n")
+            and not any(marker in content for marker in ("{{", "{%", "{#"))
+            and not content.endswith(tuple(self.template_ext))
+        ):
+            return content
+        return super().render_template(content, context, jinja_env, seen_oids)
 
     @cached_property
     def hook(self) -> DifyHook:

@@ -187,6 +187,12 @@ def document_options(
             f"process_rule: knowledge base {name!r} holds parent-child (hierarchical_model) documents, which need"
             " process_rule={'mode': 'hierarchical', 'rules': {...}} with parent_mode and subchunk_segmentation."
         )
+    if rule.get("mode") == "hierarchical" and form != "hierarchical_model":
+        raise ValueError(
+            f"doc_form: a hierarchical process_rule makes parent-child chunks only in a hierarchical_model"
+            f" knowledge base; {name!r} would hold {form!r} documents, which Dify splits ignoring the parent-child"
+            " rules. Pass doc_form='hierarchical_model' (for a knowledge base with no document yet) or another rule."
+        )
     options: dict[str, Any] = {"indexing_technique": technique, "doc_form": form, "process_rule": rule}
     if doc_language:
         options["doc_language"] = doc_language
@@ -515,3 +521,30 @@ def write_document(
         write_metadata(hook, dataset_id, document_id, with_hash, fields)
     log.info("Updated document %r (%s): its content changed", name, document_id)
     return DocumentWrite("updated", document_id, name, answer.get("batch"), content_hash)
+
+
+# -- knowledge bases that ingest through a knowledge pipeline ---------------------------------------------------
+
+#: The ``runtime_mode`` of a knowledge base whose documents come through its knowledge pipeline.
+PIPELINE_RUNTIME_MODE = "rag_pipeline"
+
+
+def refuse_pipeline_knowledge_base(dataset: Mapping[str, Any], operator: str) -> dict[str, Any]:
+    """
+    The knowledge base, unless it ingests through a knowledge pipeline (``runtime_mode`` ``rag_pipeline``).
+
+    Dify's create-by-text and create-by-file routes write such a knowledge base's documents without running its
+    pipeline (langgenius/dify issue 26649): its datasource, extractor and chunker steps are skipped, so the
+    documents differ from those the pipeline makes. The task fails (not retried) and names the operator to use.
+    """
+    from airflow.providers.common.compat.sdk import AirflowFailException
+
+    if dataset.get("runtime_mode") == PIPELINE_RUNTIME_MODE:
+        name = dataset.get("name") or dataset.get("id")
+        raise AirflowFailException(
+            f"dataset: knowledge base {name!r} ingests through its knowledge pipeline (runtime_mode"
+            f" 'rag_pipeline'); {operator} writes documents with create-by-text/create-by-file, which bypass the"
+            " pipeline (langgenius/dify#26649). Run the pipeline instead with DifyRunPipelineOperator"
+            " (airflow_provider_dify.operators.pipeline), or target a general knowledge base."
+        )
+    return dict(dataset)

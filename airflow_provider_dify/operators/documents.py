@@ -29,6 +29,7 @@ from airflow_provider_dify.operators._documents import (
     DocumentWrite,
     local_file,
     newest_document,
+    refuse_pipeline_knowledge_base,
     resolve_dataset,
     resolve_document,
     resolve_target,
@@ -293,6 +294,7 @@ class DifyCreateDocumentOperator(_DocumentWriteOperator):
             checked = self._check(build=False)
         hook = self.hook
         dataset = resolve_dataset(hook, dataset_id=self.dataset_id, dataset_name=self.dataset_name)
+        dataset = refuse_pipeline_knowledge_base(dataset, type(self).__name__)
         with bad_arguments_fail_the_task(), _content_source(self.file) as (path, filename):
             name = checked.get("name") or _check_document_name(filename, "name", from_file=True)
             result = write_document(
@@ -399,6 +401,7 @@ class DifyUpdateDocumentOperator(_DocumentWriteOperator):
             checked = self._check(build=False)
         hook = self.hook
         dataset, document = resolve_target(hook, self)
+        dataset = refuse_pipeline_knowledge_base(dataset, type(self).__name__)
         assert document is not None
         with bad_arguments_fail_the_task(), _content_source(self.file) as (path, _filename):
             name = checked.get("name") or _check_document_name(

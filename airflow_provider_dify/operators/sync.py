@@ -31,6 +31,7 @@ from airflow_provider_dify.operators._document_sync import SCOPE_FIELD
 from airflow_provider_dify.operators._documents import (
     DOC_FORMS,
     INDEXING_TECHNIQUES,
+    refuse_pipeline_knowledge_base,
     resolve_dataset,
 )
 from airflow_provider_dify.operators._input import check_uploads, literal_records, rendered_records
@@ -163,7 +164,8 @@ class _RecordSyncOperator(KnowledgeBaseLineageMixin, DifyIndexingWaitOperator):
     def _dataset(self) -> dict[str, Any]:
         with bad_arguments_fail_the_task():
             check_dataset_and_document(self, build=False, document=False)
-        return resolve_dataset(self._shared_hook(), dataset_id=self.dataset_id, dataset_name=self.dataset_name)
+        dataset = resolve_dataset(self._shared_hook(), dataset_id=self.dataset_id, dataset_name=self.dataset_name)
+        return refuse_pipeline_knowledge_base(dataset, type(self).__name__)
 
     def _read_records(self, context: Context | None) -> tuple[list[RenderedRecord], list[dict[str, Any]]]:
         """Read and render every record; a wrong argument fails the task here, before anything is written."""

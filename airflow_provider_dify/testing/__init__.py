@@ -6,11 +6,39 @@ A stateful Dify Knowledge API emulator for tests, demos and benchmarks (like mot
 ...     dify.url, dify.api_key  # "http://127.0.0.1:PORT/v1", "dataset-..."
 
 See docs/emulator.md for the knobs, fault injection, counters and the differences from a real server.
+
+The names are imported on first use: the pytest plugin (``airflow_provider_dify.testing.pytest_plugin``) is
+loaded by every pytest session of a project that installs the provider, and must not load the server with it.
 """
 
 from __future__ import annotations
 
-from airflow_provider_dify.testing.config import DEFAULT_EXTENSIONS, EmulatorConfig
-from airflow_provider_dify.testing.server import Call, DifyEmulator
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow_provider_dify.testing.config import DEFAULT_EXTENSIONS, EmulatorConfig
+    from airflow_provider_dify.testing.server import Call, DifyEmulator
 
 __all__ = ["DEFAULT_EXTENSIONS", "Call", "DifyEmulator", "EmulatorConfig"]
+
+#: Where each public name lives.
+_MODULES = {
+    "DEFAULT_EXTENSIONS": "airflow_provider_dify.testing.config",
+    "EmulatorConfig": "airflow_provider_dify.testing.config",
+    "Call": "airflow_provider_dify.testing.server",
+    "DifyEmulator": "airflow_provider_dify.testing.server",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -323,6 +323,8 @@ class Dataset:
     metadata: dict[str, MetadataField] = field(default_factory=dict)
     next_position: int = 1
     keyword_number: int = 10
+    #: The published knowledge pipeline of a ``rag_pipeline`` knowledge base (``testing.pipeline.Pipeline``).
+    pipeline: Any = None
 
 
 @dataclass

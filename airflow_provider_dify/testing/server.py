@@ -30,7 +30,17 @@ from airflow_provider_dify.testing.config import EmulatorConfig
 from airflow_provider_dify.testing.errors import NOT_FOUND_HTML, ApiError, internal_error
 from airflow_provider_dify.testing.interference import DatasetDeleter, PageWriter, run_interference
 from airflow_provider_dify.testing.multipart import BodyError, BodyReader, boundary_of, parse_multipart
-from airflow_provider_dify.testing.routes import JSON, Ctx, Endpoint, Match, Request, Response, Router
+from airflow_provider_dify.testing.pipeline import PIPELINE_ENDPOINTS, add_pipeline
+from airflow_provider_dify.testing.routes import (
+    ENDPOINTS,
+    JSON,
+    Ctx,
+    Endpoint,
+    Match,
+    Request,
+    Response,
+    Router,
+)
 from airflow_provider_dify.testing.state import EmulatorState
 from airflow_provider_dify.testing.text import load_keyword_index
 from airflow_provider_dify.testing.views import dataset_view, document_detail_view, segment_view
@@ -171,7 +181,7 @@ class DifyEmulator:
         self.api_key = self.config.api_key or f"dataset-{secrets.token_hex(12)}"
         self.lock = threading.RLock()
         self.state = EmulatorState(self.config)
-        self.router = Router()
+        self.router = Router((*ENDPOINTS, *PIPELINE_ENDPOINTS))
         self._calls: list[Call] = []
         self._faults: list[_Fault] = []
         self._writers: list[PageWriter | DatasetDeleter] = []
@@ -535,6 +545,33 @@ class DifyEmulator:
                 self.state.drain(now)
             self.state.bump()
             return {**document_detail_view(ds, doc, now), "text": doc.text, "batch": doc.batch}
+
+    def create_pipeline_dataset(
+        self,
+        name: str,
+        *,
+        chunk_structure: str = "text_model",
+        process_rule: dict[str, Any] | None = None,
+        datasource_nodes: list[dict[str, Any]] | None = None,
+        **values: Any,
+    ) -> dict[str, Any]:
+        """
+        Create a knowledge base that ingests through a published knowledge pipeline (``runtime_mode``
+        ``rag_pipeline``), as Dify's console does; no HTTP, not counted.
+
+        :param chunk_structure: the document form the pipeline writes.
+        :param process_rule: how the pipeline's chunker splits documents (default ``{"mode": "automatic"}``).
+        :param datasource_nodes: the pipeline's datasource nodes (``node_id``, ``datasource_type``, ``title``...);
+            default one ``local_file`` node, id ``"1750000000000"``.
+        """
+        values.setdefault("indexing_technique", "economy")
+        with self._locked() as now:
+            ds = self.state.create_dataset({"name": name, **values}, now)
+            add_pipeline(
+                self.state, ds, nodes=datasource_nodes, chunk_structure=chunk_structure, process_rule=process_rule
+            )
+            self.state.bump()
+            return dataset_view(ds, variant="get", counts=self.state.dataset_counts(ds), tags=[])
 
     def set_dataset_api_enabled(self, dataset_id: str, enabled: bool) -> None:
         """Flip a dataset's "API Access" switch (off: its routes answer 403)."""

@@ -280,7 +280,8 @@ class EmulatorState:
     def _materialize(self, doc: Document, when: float) -> None:
         """Split the document's text into fresh chunks (hand-added chunks are dropped, as Dify does)."""
         ds = self.datasets[doc.dataset_id]
-        pieces = split_text(doc.text, doc.process_rule.mode, doc.process_rule.rules)
+        splitting = self._splitting(doc)
+        pieces = split_text(doc.text, *splitting) if splitting is not None else []
         economy = ds.indexing_technique != "high_quality"
         doc.segments = {}
         for position, (content, children) in enumerate(pieces, start=1):
@@ -295,6 +296,29 @@ class EmulatorState:
     def _keyword_number(self, doc: Document) -> int:
         ds = self.datasets.get(doc.dataset_id)
         return ds.keyword_number if ds is not None else 10
+
+    def _splitting(self, doc: Document) -> tuple[str, dict[str, Any] | None] | None:
+        """
+        The mode and rules Dify's index processor splits a document with (it is chosen by the document form), or
+        ``None`` when it makes no chunk at all.
+
+        A parent-child (``hierarchical_model``) document is split by ``parent_mode`` and
+        ``subchunk_segmentation`` read directly under ``rules``, whatever the rule's mode. Without
+        ``subchunk_segmentation`` it yields no chunk while the API answered 200 (langgenius/dify#22270); without
+        ``parent_mode`` neither, up to 1.13 (newer servers default to ``paragraph``, langgenius/dify#34635).
+        Any other form ignores the parent-child parts of a hierarchical rule (langgenius/dify#22118).
+        """
+        mode, rules = doc.process_rule.mode, doc.process_rule.rules
+        if doc.doc_form != "hierarchical_model":
+            return ("custom" if mode == "hierarchical" else mode), rules
+        rules = dict(rules or {})
+        if rules.get("parent_mode") not in ("paragraph", "full-doc"):
+            if self.config.version_tuple <= (1, 13):
+                return None
+            rules["parent_mode"] = "paragraph"
+        if not isinstance(rules.get("subchunk_segmentation"), dict):
+            return None
+        return "hierarchical", rules
 
     def _new_segment(
         self,

@@ -30,7 +30,7 @@ HOSTILE = [
 #: Keyword arguments of the methods that take ``**fields``.
 FIELDS = {"update_dataset": {"name": "renamed"}, "update_segment": {"content": "changed"}}
 #: Arguments that go into a URL path and the valid value each gets while another one is hostile.
-PATH_ARGUMENTS = ("dataset_id", "document_id", "segment_id", "child_chunk_id", "metadata_id", "batch")
+PATH_ARGUMENTS = ("dataset_id", "document_id", "segment_id", "child_chunk_id", "metadata_id", "batch", "node_id")
 
 
 def _valid(world: World, name: str, tmp: Any) -> Any:
@@ -54,6 +54,11 @@ def _valid(world: World, name: str, tmp: Any) -> Any:
         "operation_data": [{"document_id": world.doc, "metadata_list": []}],
         "enabled": True,
         "file_path": tmp,
+        "node_id": "1750836391776",
+        "inputs": {},
+        "datasource_type": "local_file",
+        "datasource_info_list": [{"reference": world.seg}],
+        "start_node_id": "1750836391776",
     }
     return values[name]
 

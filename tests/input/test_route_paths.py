@@ -22,6 +22,7 @@ IDS = {
     "child_chunk_id": "5f1c7a2e-0d3b-4c8e-9a61-2b7d4e8f0c13",
     "metadata_id": "8e0f3b6a-7c21-4d59-b0a4-6f3e2d1c9b87",
     "batch": "20261123194403568155",
+    "node_id": "1750836391776",
 }
 OTHER_VALUES: dict[str, Any] = {
     "name": "n.txt",
@@ -37,9 +38,15 @@ OTHER_VALUES: dict[str, Any] = {
     "operation_data": [{"document_id": IDS["document_id"], "metadata_list": []}],
     "enabled": True,
     "upload": None,
+    "inputs": {},
+    "datasource_type": "local_file",
+    "datasource_info_list": [{"reference": "f"}],
+    "start_node_id": "1750836391776",
 }
+#: Arguments with a default that a valid call still needs (retrieve's query, unless attachment_ids are given).
+NEEDED_DEFAULTS = {"query"}
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-SHAPES = {argument: r"[0-9]+" if argument == "batch" else UUID for argument in IDS}
+SHAPES = {argument: r"[0-9]+" if argument == "batch" else UUID for argument in IDS} | {"node_id": r"[A-Za-z0-9_-]+"}
 PIECES = ["..", "/", "\\", "?", "#", "%2e", "%2F", "%00", " ", "\t", "\n", "\x00", ";", "&", "=", "@", ":", "~", "."]
 
 
@@ -61,7 +68,9 @@ def _describe(name: str, **changed: Any) -> ops.ApiRequest:
     function = getattr(ops, name)
     arguments = {}
     for argument, parameter in inspect.signature(function).parameters.items():
-        if parameter.default is not parameter.empty or parameter.kind is parameter.VAR_KEYWORD:
+        if parameter.kind is parameter.VAR_KEYWORD:
+            continue
+        if parameter.default is not parameter.empty and argument not in NEEDED_DEFAULTS:
             continue
         arguments[argument] = changed.get(argument, IDS.get(argument, OTHER_VALUES.get(argument)))
     extra = {"name": "renamed"} if name == "update_dataset" else {}

@@ -65,6 +65,30 @@ MODELS = {
 DATASET_TAGS = {"data": [{"id": TAG["id"], "name": "finance"}], "total": 1}
 DOWNLOAD = {"url": "http://dify.test/files/975cb809/file-preview?timestamp=1&nonce=n&sign=s&as_attachment=true"}
 SUCCESS = {"result": "success"}
+# Reference shapes of the knowledge pipeline routes (P1, P2, P4).
+PIPELINE_UPLOAD = {
+    "id": "8d1f3c52-6c1e-4a8e-9a51-3f0e2b7c9d10",
+    "name": "products.csv",
+    "size": 18,
+    "extension": "csv",
+    "mime_type": "text/csv",
+    "created_by": "2ff48838-dde8-4e94-81ee-17d99be8a30d",
+    "created_at": "2026-11-20T10:00:00",
+}
+DATASOURCE_NODE = {
+    "node_id": "node-1",
+    "plugin_id": "langgenius/file",
+    "provider_name": "file",
+    "datasource_type": "local_file",
+    "title": "File",
+    "user_input_variables": [],
+    "credentials": [],
+}
+PIPELINE_RUN = {
+    "batch": BATCH,
+    "dataset": {"id": DS, "name": "kb", "description": "", "chunk_structure": "text_model"},
+    "documents": [{"id": DOC, "position": 1, "name": "products.csv", "indexing_status": "waiting", "enabled": True}],
+}
 
 
 @dataclass
@@ -422,6 +446,58 @@ def _cases(tmp_path: Path) -> dict[str, Case]:
             DATASET_TAGS,
             returns=lambda body: body["data"],
         ),
+        "download_documents_zip": Case(
+            lambda h: h.download_documents_zip(DS, [DOC]),
+            "POST",
+            f"{DOCS}/download-zip",
+            "zip bytes",  # reference shape: an application/zip body, returned as it is
+            json_body={"document_ids": [DOC]},
+            returns=lambda body: json.dumps(body).encode(),
+        ),
+        "upload_pipeline_file": Case(
+            lambda h: h.upload_pipeline_file(csv),
+            "POST",
+            "/datasets/pipeline/file-upload",
+            PIPELINE_UPLOAD,
+            status=201,
+        ),
+        "list_pipeline_datasource_plugins": Case(
+            lambda h: h.list_pipeline_datasource_plugins(DS),
+            "GET",
+            f"/datasets/{DS}/pipeline/datasource-plugins",
+            [DATASOURCE_NODE],
+            params=[("is_published", "true")],
+        ),
+        "run_pipeline_datasource_node": Case(
+            lambda h: h.run_pipeline_datasource_node(
+                DS, "node-1", inputs={"url": "u"}, datasource_type="website_crawl"
+            ),
+            "POST",
+            f"/datasets/{DS}/pipeline/datasource/nodes/node-1/run",
+            "not an event stream",
+            json_body={"inputs": {"url": "u"}, "datasource_type": "website_crawl", "is_published": True},
+            returns=lambda body: [],  # the stream's events; parsed in tests/operators/test_pipeline.py
+        ),
+        "run_pipeline": Case(
+            lambda h: h.run_pipeline(
+                DS,
+                inputs={},
+                datasource_type="local_file",
+                datasource_info_list=[{"reference": PIPELINE_UPLOAD["id"], "name": "products.csv"}],
+                start_node_id="node-1",
+            ),
+            "POST",
+            f"/datasets/{DS}/pipeline/run",
+            PIPELINE_RUN,
+            json_body={
+                "inputs": {},
+                "datasource_type": "local_file",
+                "datasource_info_list": [{"reference": PIPELINE_UPLOAD["id"], "name": "products.csv"}],
+                "start_node_id": "node-1",
+                "is_published": True,
+                "response_mode": "blocking",
+            },
+        ),
         "list_models": Case(
             lambda h: h.list_models(),
             "GET",
@@ -489,7 +565,10 @@ def test_hook_method(method_name: str, hook: DifyHook, dify_api_key: str, reques
     assert sent.headers["User-Agent"].startswith("airflow-provider-dify/")
     if sent.headers.get("Content-Type", "").startswith("multipart/form-data"):
         parts = _multipart_parts(sent)
-        assert json.loads(parts["data"].get_payload(decode=True)) == case.json_body
+        if "data" in parts:
+            assert json.loads(parts["data"].get_payload(decode=True)) == case.json_body
+        else:  # the pipeline file upload has only the file part
+            assert case.json_body is None
         assert parts["file"].get_filename() == "products.csv"
         assert parts["file"].get_payload(decode=True) == b"sku,name\n1,chair\n"
     elif case.json_body is None:

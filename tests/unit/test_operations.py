@@ -36,6 +36,7 @@ class Expected:
     alias: tuple[str, str] | None = None
     missing_is_success_on_retry: bool = False
     form_data: dict[str, Any] | None = None
+    expect_json: bool = True
     extra_checks: dict[str, Any] = field(default_factory=dict)
 
 
@@ -254,6 +255,62 @@ def _cases(upload: FileUpload) -> dict[str, tuple[ApiRequest, Expected]]:
                 alias=("POST", f"/datasets/{DS}/hit-testing"),
             ),
         ),
+        "download_documents_zip": (
+            ops.download_documents_zip(DS, [DOC, "doc-2"]),
+            Expected(
+                "POST",
+                f"/datasets/{DS}/documents/download-zip",
+                json_body={"document_ids": [DOC, "doc-2"]},
+                rate_limited=True,
+                expect_json=False,
+            ),
+        ),
+        "upload_pipeline_file": (
+            ops.upload_pipeline_file(upload),
+            Expected("POST", "/datasets/pipeline/file-upload", idempotent=False, form_data={}),
+        ),
+        "list_pipeline_datasource_plugins": (
+            ops.list_pipeline_datasource_plugins(DS, is_published=False),
+            Expected("GET", f"/datasets/{DS}/pipeline/datasource-plugins", params=(("is_published", "false"),)),
+        ),
+        "run_pipeline_datasource_node": (
+            ops.run_pipeline_datasource_node(
+                DS, "node-1", inputs={"q": 1}, datasource_type="online_document", credential_id="cred"
+            ),
+            Expected(
+                "POST",
+                f"/datasets/{DS}/pipeline/datasource/nodes/node-1/run",
+                json_body={
+                    "inputs": {"q": 1},
+                    "datasource_type": "online_document",
+                    "credential_id": "cred",
+                    "is_published": True,
+                },
+                expect_json=False,
+            ),
+        ),
+        "run_pipeline": (
+            ops.run_pipeline(
+                DS,
+                inputs={"lang": "en"},
+                datasource_type="website_crawl",
+                datasource_info_list=[{"url": "https://example.com", "title": "Example"}],
+                start_node_id="node-1",
+            ),
+            Expected(
+                "POST",
+                f"/datasets/{DS}/pipeline/run",
+                json_body={
+                    "inputs": {"lang": "en"},
+                    "datasource_type": "website_crawl",
+                    "datasource_info_list": [{"url": "https://example.com", "title": "Example"}],
+                    "start_node_id": "node-1",
+                    "is_published": True,
+                    "response_mode": "blocking",
+                },
+                idempotent=False,
+            ),
+        ),
         "create_metadata_field": (
             ops.create_metadata_field(DS, "price", "number"),
             Expected(
@@ -343,14 +400,17 @@ def test_request_description(operation: str, upload: FileUpload) -> None:
     assert request.rate_limited is expected.rate_limited
     assert request.alias == expected.alias
     assert request.missing_is_success_on_retry is expected.missing_is_success_on_retry
-    assert request.expect_json is True
+    assert request.expect_json is expected.expect_json
     if expected.form_data is None:
         assert not request.is_multipart
         assert request.json_body == expected.json_body
     else:
         assert request.is_multipart
         assert request.json_body is None
-        assert json.loads(request.form_fields["data"]) == expected.form_data
+        if expected.form_data:
+            assert json.loads(request.form_fields["data"]) == expected.form_data
+        else:  # a file part only
+            assert not request.form_fields
         assert request.upload == upload
 
 
@@ -526,3 +586,50 @@ def test_multipart_body_without_a_file(tmp_path: Path) -> None:
     raw, parts = _parse_multipart(body)
     assert len(raw) == len(body)
     assert [part.get_param("name", header="content-disposition") for part in parts] == ["data"]
+
+
+def test_retrieve_by_attachments_needs_no_query() -> None:
+    request = ops.retrieve(DS, attachment_ids=["file-1"])
+    assert request.json_body == {"attachment_ids": ["file-1"]}
+    assert ops.retrieve(DS, "q", attachment_ids=["file-1"]).json_body == {"query": "q", "attachment_ids": ["file-1"]}
+    with pytest.raises(ValueError, match=r"^query: "):
+        ops.retrieve(DS)
+    with pytest.raises(ValueError, match=r"^attachment_ids: "):
+        ops.retrieve(DS, attachment_ids=[])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"datasource_type": "ftp"}, "^datasource_type: 'ftp' is not one of"),
+        ({"datasource_info_list": []}, "^datasource_info_list: pass a non-empty list"),
+        ({"datasource_info_list": [{"name": "a.md"}]}, r"^datasource_info_list\[0\]: a local_file item needs"),
+        ({"start_node_id": ""}, "^start_node_id: "),
+        ({"inputs": "x=1"}, "^inputs: "),
+        ({"response_mode": "async"}, "^response_mode: "),
+    ],
+)
+def test_run_pipeline_refuses_bad_arguments(kwargs: dict[str, Any], message: str) -> None:
+    arguments: dict[str, Any] = {
+        "inputs": {},
+        "datasource_type": "local_file",
+        "datasource_info_list": [{"reference": "f-1", "name": "a.md"}],
+        "start_node_id": "node-1",
+        **kwargs,
+    }
+    with pytest.raises(ValueError, match=message):
+        ops.run_pipeline(DS, **arguments)
+
+
+def test_download_zip_takes_1_to_100_documents() -> None:
+    with pytest.raises(ValueError, match=r"^document_ids: pass at least one id"):
+        ops.download_documents_zip(DS, [])
+    with pytest.raises(ValueError, match=r"^document_ids: Dify zips at most 100"):
+        ops.download_documents_zip(DS, [f"d{i}" for i in range(101)])
+    assert len(ops.download_documents_zip(DS, [f"d{i}" for i in range(100)]).json_body["document_ids"]) == 100
+
+
+def test_event_stream_parsing() -> None:
+    body = b'event: ping\n\ndata: {"event": "a", "n": 1}\n\n: comment\ndata: line one\ndata: line two\n\n'
+    assert ops.parse_event_stream(body) == [{"event": "a", "n": 1}, "line one\nline two"]
+    assert ops.parse_event_stream(b"") == []
