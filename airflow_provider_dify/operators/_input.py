@@ -20,11 +20,18 @@ def _literal_type() -> type:
 
 
 def literal_records(records: Any) -> Any:
-    """``records`` marked as not to be templated when it is a list or tuple of records; anything else as it is."""
-    if isinstance(records, (list, tuple)):
+    """
+    ``records`` marked as not to be templated when it is a list or tuple of records, or a callable; anything else
+    (a template string, an ``XComArg``) as it is.
+
+    Airflow calls a callable template field with ``context=`` and ``jinja_env=`` when it renders the fields; a
+    ``records`` callable is instead called by the operator when it reads the records, with the context
+    variables it names.
+    """
+    if isinstance(records, (list, tuple)) or (callable(records) and not hasattr(records, "resolve")):
         from airflow.providers.common.compat.sdk import literal
 
-        return literal(list(records))
+        return literal(list(records) if isinstance(records, (list, tuple)) else records)
     return records
 
 

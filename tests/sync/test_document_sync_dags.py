@@ -249,3 +249,31 @@ def test_files_from_object_storage_update_only_when_changed(
     )
     [stored] = dify_emulator.documents(dataset_id)
     assert "60 days" in stored["text"] and metadata_values(stored)["path"] == "returns.txt"
+
+
+def test_records_callable_gets_the_context_variables_it_names(dify_emulator: Any, dataset_id: str) -> None:
+    """Airflow calls a callable template field with ``context=`` and ``jinja_env=``; ``records`` is called by the
+    operator instead, when it reads the records, with only the context variables the callable names."""
+    seen: list[str] = []
+
+    def extract(ds: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        seen.append(ds)
+        return [{"id": number, "text": f"row {number} of {ds}"} for number in range(params.get("rows", 3))]
+
+    dag = sync_dag(
+        dataset_id,
+        records=extract,
+        sql=None,
+        sql_conn_id=None,
+        key_field="id",
+        name_prefix="row-",
+        text_template="{{ text }}",
+        metadata_fields=None,
+        scope=None,
+    )
+    result = run(dag)
+    assert task_state(result, "sync") == "success"
+    assert len(seen) == 1 and seen[0]  # called once, by the operator, with the run's ds
+    assert xcom_value(result, "sync")["counts"]["created"] == 3
+    stored = sorted(doc["name"] for doc in dify_emulator.documents(dataset_id))
+    assert stored == ["row-0", "row-1", "row-2"]
