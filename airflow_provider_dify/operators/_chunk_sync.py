@@ -18,7 +18,8 @@ rewrites each of them in place without that line (one update, same chunk id).
 
 Copies (two chunks with one content: overlapping runs, an add whose answer was lost) are resolved by one
 rule that every run applies alike, so two runs never delete different copies: the enabled copy first, then
-the oldest by ``created_at``, then the smaller id survives. After writing, a run reads the chunks again and
+the oldest by ``created_at``, then the lower position, then the smaller id survives (``_copies.survivor_key``,
+the rule documents follow too). After writing, a run reads the chunks again and
 removes what is surplus, so overlapping runs into one holder converge.
 """
 
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_dify.exceptions import DifyError, DifyNotFoundError, DifyQuotaExceededError
+from airflow_provider_dify.operators._copies import survivor_key
 from airflow_provider_dify.operators.segments import UNKNOWN_OUTCOME_ERRORS, chunk_key
 
 if TYPE_CHECKING:
@@ -65,11 +67,10 @@ def text_of_legacy_chunk(content: str) -> str:
     return chunk_key(content[: match.start()] if match else content or "")
 
 
-def survivor_order(chunk: Mapping[str, Any]) -> tuple[bool, float, str]:
-    """The order in which copies survive: enabled first, then the oldest by ``created_at``, then the smaller id."""
-    created = chunk.get("created_at")
-    age = float(created) if isinstance(created, (int, float)) and not isinstance(created, bool) else 0.0
-    return chunk.get("enabled") is False, age, str(chunk.get("id"))
+def survivor_order(chunk: Mapping[str, Any]) -> tuple[bool, float, float, str]:
+    """The order in which copies survive: enabled first, then the provider's one copy rule
+    (:func:`~airflow_provider_dify.operators._copies.survivor_key`: oldest, lower position, smaller id)."""
+    return (chunk.get("enabled") is False, *survivor_key(chunk))
 
 
 def _squeeze(text: str) -> str:

@@ -166,14 +166,15 @@ def test_content_addressed_plan() -> None:
 def test_copies_survive_by_one_rule_whatever_the_listing_order() -> None:
     items = rendered([{"id": 1, "t": "one"}], names=False)
     copies = [
-        chunk("one", 1, id="b", created_at=10),
-        chunk("one", 2, id="a", created_at=10),  # same second: the smaller id survives
-        chunk("one", 3, id="0", created_at=11),
+        chunk("one", 2, id="b", created_at=10),  # same second, same position (two overlapping adds): smaller id
+        chunk("one", 2, id="a", created_at=10),  # survives
+        chunk("one", 1, id="c", created_at=11),  # a lower position, but younger
+        chunk("one", 3, id="0", created_at=10),  # same second, higher position
         chunk("one", 4, id="z", created_at=5, enabled=False),  # disabled: never preferred
     ]
     for order in (copies, copies[::-1], copies[1:] + copies[:1]):
         plan = plan_chunks(items, order, keyed=False, header="")
-        assert sorted(old["id"] for old in plan.delete) == ["0", "b", "z"] and plan.copies == 3
+        assert sorted(old["id"] for old in plan.delete) == ["0", "b", "c", "z"] and plan.copies == 4
         assert survivor_order(order[0]) != survivor_order(order[1])
 
 
