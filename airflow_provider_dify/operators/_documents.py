@@ -1,6 +1,6 @@
 """Finding knowledge bases and documents, and writing one document: shared by the operators and the sync operators.
 
-* :func:`resolve_dataset` and :func:`resolve_document`: by id or by exact name (the newest of same-named
+* :func:`resolve_dataset` and :func:`resolve_document`: by id or by exact name (the oldest of same-named
   documents);
 * :func:`document_options`: the ``indexing_technique``, ``doc_form`` and ``process_rule`` a write must send;
 * :func:`local_file`: a local path for a local file or any ``ObjectStoragePath`` / fsspec URL;
@@ -88,7 +88,8 @@ def resolve_document(
     missing_ok: bool = False,
 ) -> dict | None:
     """
-    The document given by id (its detail) or by exact name (its list entry; the newest of same-named ones).
+    The document given by id (its detail) or by exact name (its list entry; of same-named ones the oldest, by
+    the copy rule).
 
     :param missing_ok: return ``None`` instead of raising when there is no such document.
     :raises DifyNotFoundError: when the document does not exist and ``missing_ok`` is false.
@@ -100,7 +101,7 @@ def resolve_document(
             if missing_ok:
                 return None
             raise
-    document = newest_document(hook, dataset_id, str(document_name))
+    document = named_document(hook, dataset_id, str(document_name))
     if document is None and not missing_ok:
         raise DifyNotFoundError(
             f"document_name: knowledge base {dataset_id} has no document named {document_name!r}.", status=404
@@ -127,21 +128,28 @@ def resolve_target(hook: DifyHook, target: Any, *, missing_ok: bool = False) -> 
     return dataset, document
 
 
-def newest_document(hook: DifyHook, dataset_id: str, name: str) -> dict | None:
-    """The newest document named exactly ``name`` (logged when several share it), or ``None``."""
+def named_document(hook: DifyHook, dataset_id: str, name: str) -> dict | None:
+    """
+    The document named exactly ``name``, or ``None``; of several, the survivor of the provider's one copy rule
+    (:func:`~airflow_provider_dify.operators._copies.document_survivor`: the oldest usable one, which is also the
+    one Dify's same-name upsert reuses), logged.
+    """
+    from airflow_provider_dify.operators._copies import document_survivor
+
     documents = hook.find_documents_by_name(dataset_id, name)
-    if not documents:
+    survivor, others = document_survivor(documents)
+    if survivor is None:
         return None
-    if len(documents) > 1:
+    if others:
         log.warning(
-            "%d documents are named %r in knowledge base %s; using the newest (%s), leaving %s",
+            "%d documents are named %r in knowledge base %s; using the oldest (%s), leaving %s",
             len(documents),
             name,
             dataset_id,
-            documents[0].get("id"),
-            ", ".join(str(doc.get("id")) for doc in documents[1:]),
+            survivor.get("id"),
+            ", ".join(str(doc.get("id")) for doc in others),
         )
-    return dict(documents[0])
+    return dict(survivor)
 
 
 # -- what a write sends ------------------------------------------------------------------------------------------

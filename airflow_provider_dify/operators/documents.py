@@ -28,7 +28,7 @@ from airflow_provider_dify.operators._documents import (
     ON_EXISTING,
     DocumentWrite,
     local_file,
-    newest_document,
+    named_document,
     refuse_pipeline_knowledge_base,
     resolve_dataset,
     resolve_document,
@@ -189,7 +189,7 @@ class DifyCreateDocumentOperator(_DocumentWriteOperator):
     Write one document to a knowledge base from text or from a file, once: re-runs write only what changed.
 
     The document's name is its identity. When no document has that name it is created (create-by-text or
-    create-by-file). When one exists (the newest, if several), the content hash kept in its Dify metadata
+    create-by-file). When one exists (the oldest, if several: the copy rule), the content hash kept in its Dify metadata
     (field ``airflow_content_hash``) tells whether the content changed: if not, nothing is written, so a
     retry, a cleared task or a backfill over unchanged data makes no write; if so, ``on_existing`` decides.
     The hash covers the text or the file's bytes plus the process rule and language. A document whose indexing
@@ -303,7 +303,7 @@ class DifyCreateDocumentOperator(_DocumentWriteOperator):
                 name=name,
                 text=self.text,
                 file_path=path,
-                existing=newest_document(hook, str(dataset["id"]), name),
+                existing=named_document(hook, str(dataset["id"]), name),
                 on_existing=self.on_existing,
                 **_write_options(checked),
             )
@@ -327,7 +327,7 @@ class DifyUpdateDocumentOperator(_DocumentWriteOperator):
     :param dataset_id: the knowledge base's id (or give ``dataset_name``).
     :param dataset_name: the knowledge base's exact name (or give ``dataset_id``).
     :param document_id: the document's id (or give ``document_name``).
-    :param document_name: the document's exact name; the newest document of that name is updated.
+    :param document_name: the document's exact name; of several documents of that name, the oldest is updated.
     :param text: the new text (or give ``file``).
     :param file: the new file: a local path, an ``ObjectStoragePath`` or a URL (see the create operator).
     :param name: a new name for the document; by default it keeps its name (a file is uploaded under it).
@@ -426,7 +426,7 @@ class DifyDeleteDocumentOperator(KnowledgeBaseLineageMixin, DifyBaseOperator):
 
     Returns (XCom) ``{dataset_id, dataset_name, document_id, document_name, action, console_url}`` with
     ``action`` ``deleted`` or ``missing``. A missing document is a success (logged) unless
-    ``ignore_missing=False``, so re-runs succeed. By name, the newest document of that name is deleted (the
+    ``ignore_missing=False``, so re-runs succeed. By name, the oldest document of that name is deleted (the
     others are logged). An archived document cannot be deleted: the task fails saying so.
 
     :param dataset_id: the knowledge base's id (or give ``dataset_name``).

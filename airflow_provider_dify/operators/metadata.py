@@ -39,7 +39,7 @@ class DifyUpdateDocumentMetadataOperator(KnowledgeBaseLineageMixin, DifyBaseOper
     :param dataset_id: the knowledge base's id (or give ``dataset_name``).
     :param dataset_name: the knowledge base's exact name (or give ``dataset_id``).
     :param document_id: the document's id (or give ``document_name``).
-    :param document_name: the document's exact name (the newest document of that name).
+    :param document_name: the document's exact name (of several documents of that name, the oldest).
     :param dify_conn_id: the ``dify`` connection.
     """
 

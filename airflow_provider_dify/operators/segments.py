@@ -140,7 +140,7 @@ class DifyAddSegmentsOperator(KnowledgeBaseLineageMixin, DifyIndexingWaitOperato
     :param dataset_id: the knowledge base's id (or give ``dataset_name``).
     :param dataset_name: the knowledge base's exact name (or give ``dataset_id``).
     :param document_id: the document's id (or give ``document_name``).
-    :param document_name: the document's exact name (the newest document of that name).
+    :param document_name: the document's exact name (of several documents of that name, the oldest).
     :param batch_size: chunks per request (default 100).
     :param deferrable: wait for the indexing in the triggerer; defaults to ``[operators] default_deferrable``.
     :param indexing_timeout: seconds to wait for the document's indexing.

@@ -630,11 +630,12 @@ class DifySyncChunksOperator(_RecordSyncOperator):
 
     def _document(self, dataset: Mapping[str, Any], name: str) -> dict[str, Any]:
         """The document holding the chunks: found by name, or created with the header text."""
+        from airflow_provider_dify.operators._copies import document_survivor, usable_document
         from airflow_provider_dify.operators._documents import document_options
 
         hook, dataset_id = self.hook, str(dataset["id"])
         found = hook.find_documents_by_name(dataset_id, name)
-        usable = [doc for doc in found if doc.get("enabled", True) and not doc.get("archived")]
+        usable = [doc for doc in found if usable_document(doc)]
         if found and not usable:
             state = "archived" if found[0].get("archived") else "disabled"
             raise AirflowException(
@@ -642,9 +643,10 @@ class DifySyncChunksOperator(_RecordSyncOperator):
                 f" {'un-archive' if state == 'archived' else 'enable'} it, or delete it to start over."
             )
         if usable:
-            document = usable[0]
+            document, _others = document_survivor(usable)  # the one copy rule: every run picks the same holder
+            assert document is not None
             if len(usable) > 1:
-                self.log.warning("%d documents are named %r; using the newest (%s)", len(usable), name, document["id"])
+                self.log.warning("%d documents are named %r; using the oldest (%s)", len(usable), name, document["id"])
             if document.get("indexing_status") in ("error", "paused"):
                 raise AirflowException(
                     f"Document {name!r} ({document.get('id')}) is {document.get('indexing_status')!r} in Dify"

@@ -238,12 +238,16 @@ def test_on_existing_skip_leaves_other_content(requests_mock: Any) -> None:
     assert writes(requests_mock) == []
 
 
-def test_several_documents_with_the_name_update_the_newest(requests_mock: Any, caplog: Any) -> None:
-    newest = document(content_hash="sha256:old")
-    older = {**document(content_hash="sha256:older"), "id": "0f0f0f0f-0000-4000-8000-000000000002"}
+def test_several_documents_with_the_name_update_the_oldest(requests_mock: Any, caplog: Any) -> None:
+    """The copy rule (as the sync's): the oldest copy is the document; Dify's same-name upsert reuses it too."""
+    oldest = document(content_hash="sha256:old", created_at=1_700_000_000, position=1)
+    newer = {
+        **document(content_hash="sha256:newer", created_at=1_700_000_100, position=2),
+        "id": "0f0f0f0f-0000-4000-8000-000000000002",
+    }
     requests_mock.get(DS_URL, json=dataset())
-    requests_mock.get(f"{DS_URL}/documents", json=listing(newest, older))  # Dify lists newest first
-    requests_mock.post(f"{DS_URL}/documents/{DOCUMENT_ID}/update-by-text", json={"document": newest, "batch": BATCH})
+    requests_mock.get(f"{DS_URL}/documents", json=listing(newer, oldest))  # Dify lists newest first
+    requests_mock.post(f"{DS_URL}/documents/{DOCUMENT_ID}/update-by-text", json={"document": oldest, "batch": BATCH})
     mock_metadata(requests_mock, known=True)
 
     with caplog.at_level("WARNING"):
@@ -251,7 +255,7 @@ def test_several_documents_with_the_name_update_the_newest(requests_mock: Any, c
             context()
         )
     assert manifest["document_id"] == DOCUMENT_ID
-    assert "2 documents are named 'faq.txt'" in caplog.text
+    assert "2 documents are named 'faq.txt'" in caplog.text and "using the oldest" in caplog.text
 
 
 def test_add_segments_batches_and_skips_chunks_already_there(requests_mock: Any) -> None:
