@@ -72,12 +72,12 @@ def main(argv: list[str] | None = None) -> int:
         ignore_paging=args.ignore_paging,
     )
     emulator.start()
-    print(f"Dify emulator (server version {emulator.config.server_version}) listening")
-    print(f"  URL:     {emulator.url}")
-    print(f"  API key: {emulator.api_key}")
-    print(f"  export AIRFLOW_CONN_DIFY_DEFAULT='{emulator.connection_json}'")
-    print("Press Ctrl-C to stop.", flush=True)
-    try:
+    try:  # Ctrl-C may come as soon as the URL is printed
+        print(f"Dify emulator (server version {emulator.config.server_version}) listening")
+        print(f"  URL:     {emulator.url}")
+        print(f"  API key: {emulator.api_key}")
+        print(f"  export AIRFLOW_CONN_DIFY_DEFAULT='{emulator.connection_json}'")
+        print("Press Ctrl-C to stop.", flush=True)
         emulator.serve_forever()
     except KeyboardInterrupt:
         print("\nstopped", file=sys.stderr)
