@@ -26,9 +26,17 @@ DAG_FILE = '''
 
 from datetime import datetime
 
-from airflow.providers.common.compat.sdk import DAG
+from airflow.providers.common.compat.sdk import DAG, task
 
+from airflow_provider_dify.assets import knowledge_base_asset
 from airflow_provider_dify.operators.sync import DifySyncDocumentsOperator
+
+# A consumer scheduled on the knowledge base: it also registers the asset when the file is parsed, so the
+# export's first asset events (four runs finishing at once) do not race to create it in Airflow's database
+# (docs/assets.md, "Overlapping first events").
+with DAG("e2e_dify_backfill_consumer", schedule=[knowledge_base_asset({dataset_id!r}, host={host!r})],
+         start_date=datetime(2026, 1, 1), catchup=False):
+    task(task_id="consume")(lambda: None)()
 
 with DAG({dag_id!r}, schedule="@daily", start_date=datetime(2026, 1, 1), catchup=False, max_active_runs=4):
     DifySyncDocumentsOperator(
@@ -89,7 +97,7 @@ def test_backfill_with_overlapping_runs_ends_exact(tmp_path: Path, emulator: Any
     home = tmp_path / "airflow"
     dags = home / "dags"
     dags.mkdir(parents=True)
-    (dags / f"{DAG_ID}.py").write_text(DAG_FILE.format(dataset_id=dataset_id, dag_id=DAG_ID, records=RECORDS))
+    (dags / f"{DAG_ID}.py").write_text(DAG_FILE.format(dataset_id=dataset_id, dag_id=DAG_ID, records=RECORDS, host=emulator.url))
     db_path = home / "airflow.db"
     api_port = _free_port()
     processes = AirflowProcesses(home, _env(home, dags, db_path, api_port, emulator))
