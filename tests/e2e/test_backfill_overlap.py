@@ -97,7 +97,9 @@ def test_backfill_with_overlapping_runs_ends_exact(tmp_path: Path, emulator: Any
     home = tmp_path / "airflow"
     dags = home / "dags"
     dags.mkdir(parents=True)
-    (dags / f"{DAG_ID}.py").write_text(DAG_FILE.format(dataset_id=dataset_id, dag_id=DAG_ID, records=RECORDS, host=emulator.url))
+    (dags / f"{DAG_ID}.py").write_text(DAG_FILE.format(
+        dataset_id=dataset_id, dag_id=DAG_ID, records=RECORDS, host=emulator.url
+    ))
     db_path = home / "airflow.db"
     api_port = _free_port()
     processes = AirflowProcesses(home, _env(home, dags, db_path, api_port, emulator))
