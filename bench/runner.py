@@ -30,6 +30,7 @@ SECTIONS: dict[str, str] = {
     "upload": "bench.upload",
     "waiting": "bench.waiting",
     "pace": "bench.pace",
+    "budget": "bench.budget",
 }
 ALIASES = {"rerun": "export", "parse": "imports", "memory": "upload", "indexing": "pace", "chunks": "pace"}
 

@@ -27,8 +27,10 @@ CONNECTION_EXTRAS: dict[str, str] = {
     "ca_bundle": "Path to a CA bundle to verify the server's certificate with.",
     "max_retries": "Retries after a failed attempt for errors worth repeating (default 4).",
     "retry_wait_max": "Longest back-off between retries, in seconds (default 30).",
-    "rate_limit_wait": "Seconds to wait after Dify's rate-limit answer (default 60: Dify's window).",
-    "requests_per_minute": "Client-side limit of rate-limited requests per minute (Dify Cloud: 10/100/1000).",
+    "rate_limit_wait": "Seconds to wait after a 429 without Retry-After (default 60; Dify's 403 waits for its window).",
+    "requests_per_minute": "The workspace's knowledge rate limit per window (Dify Cloud: 10/100/1000 a minute).",
+    "rate_limit_window": "Seconds of the rate limit's sliding window (default 60, Dify's).",
+    "rate_limit_storage": "A 'limits' storage URI shared by all workers for exact sharing, e.g. redis://host:6379/0.",
     "console_url": "Dify console URL for the task links (default: derived from the API URL).",
 }
 
@@ -80,7 +82,11 @@ class DifyConnectionSettings:
     :param timeout: ``(connect, read)`` timeouts in seconds.
     :param verify: ``True``/``False`` or the path of a CA bundle.
     :param retry: the retry policy.
-    :param requests_per_minute: client-side throttle of rate-limited requests, ``None`` for none.
+    :param requests_per_minute: the workspace's rate limit per window, ``None`` when unknown (then it is learnt
+        from Dify's 403s; see :mod:`airflow_provider_dify.hooks.budget`).
+    :param rate_limit_window: seconds of the rate limit's sliding window.
+    :param rate_limit_storage: a ``limits`` storage URI shared by all workers, ``None`` for none (never shown:
+        it may hold a password).
     :param console_url: the console URL for task links.
     """
 
@@ -91,6 +97,8 @@ class DifyConnectionSettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     requests_per_minute: int | None = None
     console_url: str = ""
+    rate_limit_window: float = 60.0
+    rate_limit_storage: str | None = field(default=None, repr=False)
 
     @property
     def workspace_key(self) -> str:
@@ -168,6 +176,8 @@ class DifyConnectionSettings:
             retry=retry,
             requests_per_minute=requests_per_minute,
             console_url=str(extra.get("console_url") or console_url_for(base_url)).rstrip("/"),
+            rate_limit_window=number("rate_limit_window", 60.0, 0.001),
+            rate_limit_storage=_storage_uri(extra.get("rate_limit_storage"), requests_per_minute, conn_id),
         )
 
     @classmethod
@@ -189,3 +199,20 @@ def _boolean(value: Any, name: str, conn_id: str) -> bool:
     if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
         return value.strip().lower() in ("true", "1", "yes", "on")
     raise ValueError(f"Connection {conn_id!r}: extra {name!r} must be true or false, got {value!r}.")
+
+
+def _storage_uri(value: Any, requests_per_minute: int | None, conn_id: str) -> str | None:
+    if value is None:
+        return None
+    uri = str(value).strip()
+    if "://" not in uri:
+        raise ValueError(
+            f"Connection {conn_id!r}: extra 'rate_limit_storage' must be a storage URI of the 'limits' library,"
+            " e.g. redis://redis-host:6379/0."
+        )
+    if requests_per_minute is None:
+        raise ValueError(
+            f"Connection {conn_id!r}: extra 'rate_limit_storage' shares the workspace's rate limit, so it needs"
+            " 'requests_per_minute' (the plan's limit) as well."
+        )
+    return uri
