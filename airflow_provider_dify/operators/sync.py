@@ -419,7 +419,7 @@ class DifySyncDocumentsOperator(_RecordSyncOperator):
     ) -> dict[str, Any]:
         """Resume after the indexing trigger: add the indexing summary to the manifest and return it."""
         resumed = self.resumed_manifest(context, event, manifest)
-        resumed["indexing"] = _indexing_summary(resumed["indexing"])
+        resumed["indexing"] = _indexing_summary(resumed["indexing"], (event or {}).get("counts"))
         return self._finish(context, resumed, "document(s)")
 
     def _hashes(
@@ -711,8 +711,13 @@ class DifySyncChunksOperator(_RecordSyncOperator):
                 write_metadata(self.hook, dataset_id, str(document["id"]), wanted)
 
 
-def _indexing_summary(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The indexing part of a manifest: documents waited on, completed, and their chunks."""
+def _indexing_summary(
+    results: Sequence[Mapping[str, Any]], counts: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The indexing part of a manifest: documents waited on, completed, and their chunks (``counts``: the
+    trigger event's, which covers documents its bounded list does not name)."""
+    if counts:
+        return {key: int(counts.get(key) or 0) for key in ("documents", "completed", "chunks")}
     return {
         "documents": len(results),
         "completed": sum(1 for result in results if result.get("indexing_status") == "completed"),

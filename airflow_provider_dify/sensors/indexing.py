@@ -304,10 +304,11 @@ class DifyIndexingSensor(BaseSensorOperator):
         )
 
     def execute_complete(self, context: Context, event: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-        """Resume after the trigger: return the per-document results or raise what the event reports."""
+        """Resume after the trigger: return the per-document results (bounded: see ``indexing_event``) or raise."""
         try:
             documents = indexing_results_from_event(event)
         except DifyIndexingError as error:
             self._fail(error)
-        self.log.info("%d document(s) indexed", len(documents))
+        counts = (event or {}).get("counts") or {}
+        self.log.info("%d document(s) indexed", counts.get("documents", len(documents)))
         return documents
