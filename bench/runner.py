@@ -31,6 +31,7 @@ SECTIONS: dict[str, str] = {
     "waiting": "bench.waiting",
     "pace": "bench.pace",
     "budget": "bench.budget",
+    "scale": "bench.scale",
 }
 ALIASES = {"rerun": "export", "parse": "imports", "memory": "upload", "indexing": "pace", "chunks": "pace"}
 

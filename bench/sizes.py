@@ -24,6 +24,7 @@ class Sizes:
     :param budget_per_window: the rate limit (writes per window) in the rate-budget section.
     :param budget_window_seconds: the rate limit's window there (Dify's is 60 s; shortened to scale time).
     :param budget_workers: the worker-process counts compared there.
+    :param scale_documents: the numbers of documents one trigger poll is measured at.
     """
 
     import_runs: int = 15
@@ -40,6 +41,7 @@ class Sizes:
     budget_per_window: int = 40
     budget_window_seconds: float = 10.0
     budget_workers: tuple[int, ...] = (1, 2, 4)
+    scale_documents: tuple[int, ...] = (10, 10_000)
 
 
 FULL = Sizes()
@@ -72,4 +74,5 @@ TINY = Sizes(
     budget_per_window=8,
     budget_window_seconds=1.0,
     budget_workers=(1, 2),
+    scale_documents=(5, 40),
 )

@@ -152,8 +152,10 @@ class RateBudget:
             now = self._clock()
             self._in_flight -= 1
             self._done.append((slot.sent_at, now, refused))
-            self._latency = max(0.0, now - slot.sent_at) if not self._latency else (
-                0.8 * self._latency + 0.2 * max(0.0, now - slot.sent_at)
+            self._latency = (
+                max(0.0, now - slot.sent_at)
+                if not self._latency
+                else (0.8 * self._latency + 0.2 * max(0.0, now - slot.sent_at))
             )
             self._expire(now)
             if slot.probe:

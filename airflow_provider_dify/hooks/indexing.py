@@ -79,7 +79,7 @@ DOCUMENT_LIST_THRESHOLD = 10
 
 #: Documents named at most in a trigger event (failed ones first, then unfinished ones); the event carries
 #: counts for all of them, so that waiting on 10,000 documents costs the event size of waiting on a few.
-EVENT_DOCUMENT_LIMIT = 20
+EVENT_DOCUMENT_LIMIT = 10
 #: Documents named at most in one log line or message; the others are counted.
 MESSAGE_DOCUMENT_LIMIT = 10
 
