@@ -76,6 +76,9 @@ class _RecordSyncOperator(DifyIndexingWaitOperator):
     :param doc_form: used while the knowledge base has none; must match its form otherwise.
     :param allow_empty_source: let a source with no records delete every document or chunk of the scope
         (otherwise refused, so a broken query does not empty the knowledge base).
+    :param shard: ``(index, count)``: sync only the records (and own only the documents or chunks) whose
+        identity hashes to this shard, to split one sync over ``.expand(shard=shards(count))``
+        (:mod:`airflow_provider_dify.operators.shards`).
     :param dify_conn_id: the ``dify`` connection.
     :param deferrable: wait for indexing in the triggerer; defaults to ``[operators] default_deferrable``.
     :param indexing_timeout: seconds to wait for indexing before failing.
@@ -116,10 +119,14 @@ class _RecordSyncOperator(DifyIndexingWaitOperator):
         process_rule: Mapping[str, Any] | None = None,
         doc_form: str | None = None,
         allow_empty_source: bool = False,
+        shard: Sequence[int] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         from airflow_provider_dify.operators._records import check_one_source
+        from airflow_provider_dify.operators.shards import check_shard
+
+        self.shard = check_shard(shard)
 
         check_one_source(records=records, sql=sql, path=path, sql_conn_id=sql_conn_id)
         self.dataset_id = dataset_id
@@ -178,6 +185,12 @@ class _RecordSyncOperator(DifyIndexingWaitOperator):
             rendered, failures = render_all(renderer, records)
         self.log.info("Read %d record(s) (%d could not be rendered)", len(rendered) + len(failures), len(failures))
         return rendered, failures
+
+    def _owned(self, identity: str | None) -> bool:
+        """Whether this sync's shard owns a document name or chunk key (always, without ``shard``)."""
+        from airflow_provider_dify.operators.shards import owns
+
+        return owns(self.shard, identity)
 
     def _document_options(self, dataset: Mapping[str, Any]) -> dict[str, Any]:
         """The options every document write sends (checked against the knowledge base)."""
@@ -343,8 +356,13 @@ class DifySyncDocumentsOperator(_RecordSyncOperator):
         hook = self._shared_hook()
         url = self.push_console_url(context, dataset_id)
         rendered, failures = self._read_records(context)
+        if self.shard is not None:
+            rendered = [record for record in rendered if self._owned(record.name)]
+            failures = [failure for failure in failures if self._owned(failure.get("name"))]
         options = self._document_options(dataset)
         listed = list(hook.iter_documents(dataset_id, keyword=self.name_prefix or None))
+        if self.shard is not None:  # the other shards' documents are neither planned nor deleted here
+            listed = [document for document in listed if self._owned(document.get("name"))]
         hashes, hash_failures = self._hashes(rendered, dataset, options)
         failures += hash_failures
         writable = [record for record in rendered if record.name in hashes]
@@ -405,6 +423,8 @@ class DifySyncDocumentsOperator(_RecordSyncOperator):
             "indexing": None,
             "console_url": url,
         }
+        if self.shard is not None:
+            manifest["shard"] = list(self.shard)
         self.log.info("Synced: %s", manifest["counts"])
         reindexed = [entry["id"] for entry in result.created + result.updated if entry.get("batch")]
         if self.wait_for_indexing and reindexed:
@@ -612,6 +632,12 @@ class DifySyncChunksOperator(_RecordSyncOperator):
                     " resume it in the Dify console."
                 )
             return dict(document)
+        if self.shard is not None:
+            # Shards creating the same document at once would each re-index it (Dify upserts by name).
+            raise AirflowException(
+                f"Document {name!r} does not exist; a sharded chunk sync needs it first: run the same"
+                " DifySyncChunksOperator without shard and with records=[] (allow_empty_source=True) upstream."
+            )
         with bad_arguments_fail_the_task():
             options = document_options(
                 dataset,
@@ -636,6 +662,9 @@ class DifySyncChunksOperator(_RecordSyncOperator):
         hook = self._shared_hook()
         dataset_id, document_id = str(dataset["id"]), str(document["id"])
         rendered, failures = rendering
+        if self.shard is not None:
+            rendered = [record for record in rendered if self._owned(record.key)]
+            failures = [failure for failure in failures if self._owned(failure.get("key"))]
         url = self.push_console_url(context, dataset_id, document_id)
         self._write_document_metadata(dataset_id, document)
         sync = ChunkSync(hook, dataset_id, document_id, batch_size=self.batch_size, max_workers=self.max_workers)
@@ -645,6 +674,11 @@ class DifySyncChunksOperator(_RecordSyncOperator):
         while passes <= self.repair_passes:
             passes += 1
             chunks = sync.list_chunks()
+            if self.shard is not None:  # the other shards' chunks are neither planned nor deleted here
+                from airflow_provider_dify.operators.shards import chunk_identity
+
+                keyed = self.key_field is not None
+                chunks = [chunk for chunk in chunks if self._owned(chunk_identity(chunk, keyed=keyed))]
             plan = plan_chunks(
                 rendered,
                 chunks,
@@ -697,6 +731,8 @@ class DifySyncChunksOperator(_RecordSyncOperator):
         }
         if first_plan.duplicates:
             manifest["counts"]["duplicates"] = first_plan.duplicates
+        if self.shard is not None:
+            manifest["shard"] = list(self.shard)
         self.log.info("Synced the chunks of %r: %s", manifest["document_name"], manifest["counts"])
         return self._finish(context, manifest, "chunk write(s)")
 
