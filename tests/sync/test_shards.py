@@ -24,9 +24,18 @@ def _records(count: int, start: int = 0) -> list[dict[str, Any]]:
     return [{"id": f"r{n:04d}", "body": f"Record {n} of the sharded export."} for n in range(start, count)]
 
 
+def _python_operator() -> type:
+    try:
+        from airflow.providers.standard.operators.python import PythonOperator
+    except ImportError:  # Airflow 2
+        from airflow.operators.python import PythonOperator
+    return PythonOperator
+
+
 def _sharded_dag(dataset_id: str, rows: list[dict[str, Any]], count: int = 4) -> Any:
     from airflow.providers.common.compat.sdk import DAG
-    from airflow.providers.standard.operators.python import PythonOperator
+
+    PythonOperator = _python_operator()
 
     with DAG(f"sharded_sync_{next(_numbers)}", schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as dag:
         sync = DifySyncDocumentsOperator.partial(
@@ -80,10 +89,22 @@ def test_a_mapped_sync_of_four_shards_writes_each_record_once_and_deletes_only_w
     dag_run = run_dag(_sharded_dag(dataset_id, _records(40, start=10)))
     summary = xcom_value(dag_run, "summary")
     assert summary["counts"]["deleted"] == 10 and summary["counts"]["unchanged"] == 30
-    assert dify_emulator.count("DELETE") == 10
+    assert dify_emulator.count("DELETE", status=204) == 10  # (a delete refused while indexing is repeated)
     assert sorted(document["name"] for document in dify_emulator.documents(dataset_id)) == [
         f"rec-r{number:04d}" for number in range(10, 40)
     ]
+
+
+def _thread_may_execute_operators() -> None:
+    """Airflow 2's guard against calling ``execute`` outside a task keeps its state in a thread-local made in
+    the main thread only; give this thread its own (Airflow 3 has no such guard)."""
+    try:
+        from airflow.models.baseoperator import ExecutorSafeguard
+    except ImportError:
+        return
+    sentinel = getattr(ExecutorSafeguard, "_sentinel", None)
+    if sentinel is not None and not hasattr(sentinel, "callers"):
+        sentinel.callers = {}
 
 
 def test_shards_running_at_once_do_not_touch_each_other(dify_emulator: Any) -> None:
@@ -99,6 +120,7 @@ def test_shards_running_at_once_do_not_touch_each_other(dify_emulator: Any) -> N
         barrier = threading.Barrier(4)
 
         def one(index: int) -> None:
+            _thread_may_execute_operators()
             operator = DifySyncDocumentsOperator(
                 task_id=f"shard_{index}",
                 dataset_id=dataset_id,
@@ -138,7 +160,8 @@ def test_shards_running_at_once_do_not_touch_each_other(dify_emulator: Any) -> N
 
 def _sharded_chunks_dag(dataset_id: str, rows: list[dict[str, Any]], count: int = 4) -> Any:
     from airflow.providers.common.compat.sdk import DAG
-    from airflow.providers.standard.operators.python import PythonOperator
+
+    PythonOperator = _python_operator()
 
     common = {
         "dataset_id": dataset_id,
