@@ -25,6 +25,8 @@ class Sizes:
     :param budget_window_seconds: the rate limit's window there (Dify's is 60 s; shortened to scale time).
     :param budget_workers: the worker-process counts compared there.
     :param scale_documents: the numbers of documents one trigger poll is measured at.
+    :param throughput_records: records synced in the throughput section (sync against bare requests).
+    :param throughput_workers: the thread counts compared there.
     """
 
     import_runs: int = 15
@@ -42,6 +44,8 @@ class Sizes:
     budget_window_seconds: float = 10.0
     budget_workers: tuple[int, ...] = (1, 2, 4)
     scale_documents: tuple[int, ...] = (10, 10_000)
+    throughput_records: int = 600
+    throughput_workers: tuple[int, ...] = (4, 8)
 
 
 FULL = Sizes()
@@ -57,6 +61,7 @@ QUICK = Sizes(
     budget_documents=120,
     budget_per_window=20,
     budget_window_seconds=4.0,
+    throughput_records=200,
 )
 #: For the smoke test: every code path, seconds in all.
 TINY = Sizes(
@@ -75,4 +80,6 @@ TINY = Sizes(
     budget_window_seconds=1.0,
     budget_workers=(1, 2),
     scale_documents=(5, 40),
+    throughput_records=12,
+    throughput_workers=(2,),
 )
