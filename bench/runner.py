@@ -32,6 +32,7 @@ SECTIONS: dict[str, str] = {
     "pace": "bench.pace",
     "budget": "bench.budget",
     "scale": "bench.scale",
+    "rss": "bench.memory",
 }
 ALIASES = {"rerun": "export", "parse": "imports", "memory": "upload", "indexing": "pace", "chunks": "pace"}
 

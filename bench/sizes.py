@@ -27,6 +27,7 @@ class Sizes:
     :param scale_documents: the numbers of documents one trigger poll is measured at.
     :param throughput_records: records synced in the throughput section (sync against bare requests).
     :param throughput_workers: the thread counts compared there.
+    :param memory_runs: ``(granularity, records)`` of the syncs whose peak RSS is measured.
     """
 
     import_runs: int = 15
@@ -39,13 +40,14 @@ class Sizes:
     pace_documents: int = 50
     pace_records: int = 5000
     pace_seconds_per_document: float = 2.0
-    budget_documents: int = 400
+    budget_documents: int = 240
     budget_per_window: int = 40
-    budget_window_seconds: float = 10.0
+    budget_window_seconds: float = 6.0
     budget_workers: tuple[int, ...] = (1, 2, 4)
     scale_documents: tuple[int, ...] = (10, 10_000)
     throughput_records: int = 600
     throughput_workers: tuple[int, ...] = (4, 8)
+    memory_runs: tuple[tuple[str, int], ...] = (("documents", 10_000), ("chunks", 10_000), ("chunks", 100_000))
 
 
 FULL = Sizes()
@@ -62,6 +64,7 @@ QUICK = Sizes(
     budget_per_window=20,
     budget_window_seconds=4.0,
     throughput_records=200,
+    memory_runs=(("documents", 2_000), ("chunks", 10_000)),
 )
 #: For the smoke test: every code path, seconds in all.
 TINY = Sizes(
@@ -82,4 +85,5 @@ TINY = Sizes(
     scale_documents=(5, 40),
     throughput_records=12,
     throughput_workers=(2,),
+    memory_runs=(("documents", 10), ("chunks", 10)),
 )
