@@ -130,6 +130,12 @@ def one_run(sizes: Sizes, workers: int, storage: str | None = None) -> dict[str,
         }
 
 
+def _shared_window(window: float) -> int:
+    from airflow_provider_dify.hooks.budget import shared_window_seconds
+
+    return shared_window_seconds(window)
+
+
 def run(sizes: Sizes) -> SectionResult:
     """Measure the adaptive budget with 1, 2 and 4 workers (and the shared window when Redis is installed)."""
     reason = emulator_missing()
@@ -169,7 +175,9 @@ def run(sizes: Sizes) -> SectionResult:
         " of A writes comes at least floor((A - 1) / R) windows after the first; the time-optimal figure above is"
         " below that bound whenever (A - R) / R is not a whole number.",
         "The shared window is lengthened to a whole number of seconds above the window plus a margin (`limits`"
-        " counts whole seconds): 5 s for a 4 s window, 61 s for Dify's 60 s.",
+        f" counts whole seconds): {_shared_window(sizes.budget_window_seconds)} s for the"
+        f" {sizes.budget_window_seconds:g} s window here, {_shared_window(60.0)} s for Dify's 60 s; its share is"
+        " bounded by that ratio.",
         "403s count the writes Dify refused; each is repeated by the worker that drew it once its budget has room.",
     ]
     if not any(mode.startswith("shared") for mode, _ in runs):

@@ -250,7 +250,7 @@ class SharedRateBudget:
             ) from error
         self.per_window = per_window
         self.key = key
-        self.window_seconds = math.ceil(window + min(1.0, 0.05 * window))
+        self.window_seconds = shared_window_seconds(window)
         self._item = RateLimitItemPerSecond(per_window, self.window_seconds)
         self._limiter = MovingWindowRateLimiter(storage_from_string(storage_uri))
 
@@ -263,6 +263,11 @@ class SharedRateBudget:
             sleep(delay)
             waited += delay
         return waited
+
+
+def shared_window_seconds(window: float) -> int:
+    """The shared window's length: ``window`` plus a margin for the latency, in whole seconds (``limits``'s)."""
+    return math.ceil(window + min(1.0, 0.05 * window))
 
 
 _budgets: dict[tuple[str, int | None, float], RateBudget] = {}
