@@ -6,7 +6,7 @@ VENV3 := .venv
 VENV2 := .venv-af2
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-af3 test-af2 lint docs bench e2e clean
+.PHONY: demo test test-af3 test-af2 lint docs bench e2e clean redis-server
 
 $(VENV3)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV3)
@@ -24,6 +24,10 @@ $(VENV2)/.installed: pyproject.toml Makefile
 demo: $(VENV3)/.installed
 	$(VENV3)/bin/python -m example_dags.demo
 
+## redis-server: Debian's Redis, which the shared rate-budget tests and the bench start on 127.0.0.1
+redis-server:
+	@command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+
 ## test: ruff, the docs site, then the whole suite on Airflow 3.3 and on Airflow 2.11
 test: lint docs test-af3 test-af2
 
@@ -34,14 +38,14 @@ lint: $(VENV3)/.installed
 docs: $(VENV3)/.installed
 	$(VENV3)/bin/mkdocs build --strict
 
-test-af3: $(VENV3)/.installed
+test-af3: $(VENV3)/.installed redis-server
 	$(VENV3)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
-test-af2: $(VENV2)/.installed
+test-af2: $(VENV2)/.installed redis-server
 	$(VENV2)/bin/python -m pytest -q -p no:cacheprovider -m "not e2e" $(PYTEST_ARGS)
 
 ## bench: measure against the alternatives and write docs/performance.md
-bench: $(VENV3)/.installed
+bench: $(VENV3)/.installed redis-server
 	$(VENV3)/bin/python -m bench
 
 clean:

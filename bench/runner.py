@@ -31,6 +31,9 @@ SECTIONS: dict[str, str] = {
     "waiting": "bench.waiting",
     "pace": "bench.pace",
     "retrieval": "bench.retrieval",
+    "budget": "bench.budget",
+    "scale": "bench.scale",
+    "rss": "bench.memory",
 }
 ALIASES = {
     "rerun": "export",

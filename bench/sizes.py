@@ -20,6 +20,14 @@ class Sizes:
     :param pace_documents: documents synced (and waited for) on the measured indexing pace.
     :param pace_records: records synced as chunks on the measured indexing pace, and the size extrapolated to.
     :param pace_seconds_per_document: the indexing queue's pace (one document at a time per workspace).
+    :param budget_documents: documents synced under the rate limit in the rate-budget section.
+    :param budget_per_window: the rate limit (writes per window) in the rate-budget section.
+    :param budget_window_seconds: the rate limit's window there (Dify's is 60 s; shortened to scale time).
+    :param budget_workers: the worker-process counts compared there.
+    :param scale_documents: the numbers of documents one trigger poll is measured at.
+    :param throughput_records: records synced in the throughput section (sync against bare requests).
+    :param throughput_workers: the thread counts compared there.
+    :param memory_runs: ``(granularity, records)`` of the syncs whose peak RSS is measured.
     """
 
     import_runs: int = 15
@@ -32,6 +40,14 @@ class Sizes:
     pace_documents: int = 50
     pace_records: int = 5000
     pace_seconds_per_document: float = 2.0
+    budget_documents: int = 240
+    budget_per_window: int = 40
+    budget_window_seconds: float = 6.0
+    budget_workers: tuple[int, ...] = (1, 2, 4)
+    scale_documents: tuple[int, ...] = (10, 10_000)
+    throughput_records: int = 600
+    throughput_workers: tuple[int, ...] = (4, 8)
+    memory_runs: tuple[tuple[str, int], ...] = (("documents", 10_000), ("chunks", 10_000), ("chunks", 100_000))
 
 
 FULL = Sizes()
@@ -44,6 +60,11 @@ QUICK = Sizes(
     poll_interval_seconds=2.0,
     pace_documents=8,
     pace_records=1000,
+    budget_documents=120,
+    budget_per_window=20,
+    budget_window_seconds=4.0,
+    throughput_records=200,
+    memory_runs=(("documents", 2_000), ("chunks", 10_000)),
 )
 #: For the smoke test: every code path, seconds in all.
 TINY = Sizes(
@@ -57,4 +78,12 @@ TINY = Sizes(
     pace_documents=3,
     pace_records=60,
     pace_seconds_per_document=0.1,
+    budget_documents=16,
+    budget_per_window=8,
+    budget_window_seconds=1.0,
+    budget_workers=(1, 2),
+    scale_documents=(5, 40),
+    throughput_records=12,
+    throughput_workers=(2,),
+    memory_runs=(("documents", 10), ("chunks", 10)),
 )

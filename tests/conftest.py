@@ -32,3 +32,12 @@ def airflow_db() -> Path:
         db.resetdb()
         (_HOME / ".db-ready").touch()
     return _HOME
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_budgets() -> None:
+    """Each test starts without rate-limit history: the budgets are per process, as the workspace's window is."""
+    from airflow_provider_dify.hooks import budget
+
+    budget._budgets.clear()
+    budget._shared.clear()

@@ -28,8 +28,10 @@ CONNECTION_EXTRAS: dict[str, str] = {
     "ca_bundle": "Path to a CA bundle to verify the server's certificate with.",
     "max_retries": "Retries after a failed attempt for errors worth repeating (default 4).",
     "retry_wait_max": "Longest back-off between retries, in seconds (default 30).",
-    "rate_limit_wait": "Seconds to wait after Dify's rate-limit answer (default 60: Dify's window).",
-    "requests_per_minute": "Client-side limit of rate-limited requests per minute (Dify Cloud: 10/100/1000).",
+    "rate_limit_wait": "Seconds to wait after a 429 without Retry-After (default 60; Dify's 403 waits for its window).",
+    "requests_per_minute": "The workspace's knowledge rate limit per window (Dify Cloud: 10/100/1000 a minute).",
+    "rate_limit_window": "Seconds of the rate limit's sliding window (default 60, Dify's).",
+    "rate_limit_storage": "A 'limits' storage URI shared by all workers for exact sharing, e.g. redis://host:6379/0.",
     "console_url": "Dify console URL for the task links (default: derived from the API URL).",
     "upload_max_mb": "The server's upload limit in MB (UPLOAD_FILE_SIZE_LIMIT; default 15, Dify's).",
     "upload_extensions": "File extensions the server accepts, comma-separated (default: Dify's default ETL's).",
@@ -83,7 +85,11 @@ class DifyConnectionSettings:
     :param timeout: ``(connect, read)`` timeouts in seconds.
     :param verify: ``True``/``False`` or the path of a CA bundle.
     :param retry: the retry policy.
-    :param requests_per_minute: client-side throttle of rate-limited requests, ``None`` for none.
+    :param requests_per_minute: the workspace's rate limit per window, ``None`` when unknown (then it is learnt
+        from Dify's 403s; see :mod:`airflow_provider_dify.hooks.budget`).
+    :param rate_limit_window: seconds of the rate limit's sliding window.
+    :param rate_limit_storage: a ``limits`` storage URI shared by all workers, ``None`` for none (never shown:
+        it may hold a password).
     :param console_url: the console URL for task links.
     """
 
@@ -96,6 +102,8 @@ class DifyConnectionSettings:
     console_url: str = ""
     upload_max_mb: float = DEFAULT_UPLOAD_MAX_MB
     upload_extensions: tuple[str, ...] = DEFAULT_UPLOAD_EXTENSIONS
+    rate_limit_window: float = 60.0
+    rate_limit_storage: str | None = field(default=None, repr=False)
 
     @property
     def workspace_key(self) -> str:
@@ -176,6 +184,8 @@ class DifyConnectionSettings:
             console_url=str(extra.get("console_url") or console_url_for(base_url)).rstrip("/"),
             upload_max_mb=number("upload_max_mb", DEFAULT_UPLOAD_MAX_MB, 0.001),
             upload_extensions=_extensions(extra.get("upload_extensions"), conn_id),
+            rate_limit_window=number("rate_limit_window", 60.0, 0.001),
+            rate_limit_storage=_storage_uri(extra.get("rate_limit_storage"), requests_per_minute, conn_id),
         )
 
     @classmethod
@@ -260,3 +270,20 @@ def _extensions(value: Any, conn_id: str) -> tuple[str, ...]:
     if not extensions:
         refuse("extra", f"connection {conn_id!r}: extra 'upload_extensions' names no extension.")
     return extensions
+
+
+def _storage_uri(value: Any, requests_per_minute: int | None, conn_id: str) -> str | None:
+    if value is None:
+        return None
+    uri = str(value).strip()
+    if "://" not in uri:
+        raise ValueError(
+            f"Connection {conn_id!r}: extra 'rate_limit_storage' must be a storage URI of the 'limits' library,"
+            " e.g. redis://redis-host:6379/0."
+        )
+    if requests_per_minute is None:
+        raise ValueError(
+            f"Connection {conn_id!r}: extra 'rate_limit_storage' shares the workspace's rate limit, so it needs"
+            " 'requests_per_minute' (the plan's limit) as well."
+        )
+    return uri

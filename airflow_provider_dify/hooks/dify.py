@@ -17,9 +17,11 @@ from airflow_provider_dify.exceptions import (
     DifyError,
     DifyInvalidResponseError,
     DifyNotFoundError,
+    DifyRateLimitError,
     DifyUnsupportedEndpointError,
 )
 from airflow_provider_dify.hooks import operations as ops
+from airflow_provider_dify.hooks.budget import RateBudget, SharedRateBudget, shared_budget, workspace_budget
 from airflow_provider_dify.hooks.connection import (
     CONN_TYPE,
     CONNECTION_EXTRAS,
@@ -29,7 +31,6 @@ from airflow_provider_dify.hooks.connection import (
 from airflow_provider_dify.hooks.operations import MAX_PAGE_SIZE, ApiRequest, FileUpload
 from airflow_provider_dify.hooks.paging import PageGuard
 from airflow_provider_dify.hooks.responses import connection_error, dataset_id_of, read_response
-from airflow_provider_dify.hooks.retries import RequestThrottle, shared_throttle
 
 if TYPE_CHECKING:
     import os
@@ -67,8 +68,8 @@ class DifyHook(BaseHook):
 
     One ``requests.Session`` per hook (connections are reused), ``Authorization: Bearer <key>``, explicit
     timeouts, retries with exponential back-off and jitter for the failures worth repeating (see
-    :class:`~airflow_provider_dify.hooks.retries.RetryPolicy`), and the optional client-side
-    ``requests_per_minute`` throttle of the connection. Every error is raised as a
+    :class:`~airflow_provider_dify.hooks.retries.RetryPolicy`), and the
+    rate budget of the workspace (:mod:`~airflow_provider_dify.hooks.budget`). Every error is raised as a
     :class:`~airflow_provider_dify.exceptions.DifyError` subclass.
 
     Writes that may be repeated after a failure whose outcome is unknown (a read timeout, a reset after
@@ -123,7 +124,7 @@ class DifyHook(BaseHook):
 
     @cached_property
     def settings(self) -> DifyConnectionSettings:
-        """The parsed connection (base URL, key, timeouts, retry policy, throttle, console URL)."""
+        """The parsed connection (base URL, key, timeouts, retry policy, rate limit, console URL)."""
         from airflow.providers.common.compat.sdk import mask_secret
 
         conn = self.get_connection(self.dify_conn_id)
@@ -152,9 +153,25 @@ class DifyHook(BaseHook):
         return session
 
     @cached_property
-    def _throttle(self) -> RequestThrottle | None:
-        rpm = self.settings.requests_per_minute
-        return shared_throttle(self.settings.workspace_key, rpm) if rpm else None
+    def rate_budget(self) -> RateBudget:
+        """This process's budget of the workspace's rate limit (shared by every hook of the process)."""
+        settings = self.settings
+        return workspace_budget(settings.workspace_key, settings.requests_per_minute, settings.rate_limit_window)
+
+    @cached_property
+    def _shared_budget(self) -> SharedRateBudget | None:
+        settings = self.settings
+        if settings.rate_limit_storage is None or settings.requests_per_minute is None:
+            return None
+        from airflow.providers.common.compat.sdk import mask_secret
+
+        mask_secret(settings.rate_limit_storage)
+        return shared_budget(
+            settings.rate_limit_storage,
+            settings.requests_per_minute,
+            settings.workspace_key,
+            settings.rate_limit_window,
+        )
 
     def get_conn(self) -> requests.Session:
         """Return the configured ``requests.Session``."""
@@ -188,7 +205,7 @@ class DifyHook(BaseHook):
 
     def send(self, request: ApiRequest) -> Any:
         """
-        Send a request description with retries, the throttle and the route alias fallback.
+        Send a request description with retries, the rate budget and the route alias fallback.
 
         :param request: a description from :mod:`airflow_provider_dify.hooks.operations`.
         :return: the decoded JSON body (``None`` for empty bodies).
@@ -198,7 +215,12 @@ class DifyHook(BaseHook):
         self._refuse_missing_dataset(request)
         policy = self.settings.retry
         retrying = tenacity.Retrying(
-            **policy.tenacity_arguments(request, sleep=self.sleep, before_sleep=self._log_retry)
+            **policy.tenacity_arguments(
+                request,
+                sleep=self._sleep_if_positive,
+                before_sleep=self._log_retry,
+                window_managed=request.rate_limited,
+            )
         )
         for attempt in retrying:
             with attempt:
@@ -250,13 +272,31 @@ class DifyHook(BaseHook):
         self._use_alias.add(request.operation)
         return result
 
+    def _sleep_if_positive(self, seconds: float) -> None:
+        if seconds > 0:
+            self.sleep(seconds)
+
     def _send_once(self, request: ApiRequest) -> Any:
+        if not request.rate_limited:
+            return self._send_now(request)
+        budget = self.rate_budget
+        slot, waited = budget.acquire(self.sleep)
+        refused = False
+        try:
+            if self._shared_budget is not None:
+                waited += self._shared_budget.acquire(self.sleep)
+            if waited:
+                log.info("Waited %.1f s for a place in Dify's rate-limit window", waited)
+            return self._send_now(request)
+        except DifyRateLimitError as error:
+            refused = error.status == 403
+            raise
+        finally:
+            budget.release(slot, refused=refused)
+
+    def _send_now(self, request: ApiRequest) -> Any:
         import requests
 
-        if request.rate_limited and self._throttle is not None:
-            waited = self._throttle.acquire()
-            if waited:
-                log.info("Throttled %.1f s to stay under %s requests/minute", waited, self._throttle.per_minute)
         settings = self.settings
         kwargs: dict[str, Any] = {"params": list(request.params) or None, "timeout": settings.timeout}
         if request.is_multipart:
@@ -292,7 +332,12 @@ class DifyHook(BaseHook):
     def _log_retry(self, state: Any) -> None:
         error = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0
-        log.warning("Attempt %d failed (%s); retrying in %.1f s", state.attempt_number, error, wait)
+        if wait:
+            log.warning("Attempt %d failed (%s); retrying in %.1f s", state.attempt_number, error, wait)
+        else:
+            log.warning(
+                "Attempt %d failed (%s); retrying when the rate-limit window has room", state.attempt_number, error
+            )
 
     def _paginate(self, make_request: Callable[[int, int], ApiRequest], page_size: int) -> Iterator[JsonDict]:
         """

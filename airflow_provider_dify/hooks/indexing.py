@@ -79,6 +79,12 @@ TRANSIENT_POLL_ERRORS: tuple[type[DifyError], ...] = (
 #: reads their status from the paged document list (100 a page) instead of one request per document.
 DOCUMENT_LIST_THRESHOLD = 10
 
+#: Documents named at most in a trigger event (failed ones first, then unfinished ones); the event carries
+#: counts for all of them, so that waiting on 10,000 documents costs the event size of waiting on a few.
+EVENT_DOCUMENT_LIMIT = 10
+#: Documents named at most in one log line or message; the others are counted.
+MESSAGE_DOCUMENT_LIMIT = 10
+
 #: A document's result: id, name (when known), indexing_status, completed_segments, total_segments, error,
 #: enabled (when known), indexing_seconds (when Dify's timestamps allow).
 DocumentResult = dict[str, Any]
@@ -397,6 +403,13 @@ def _progress_text(entry: Mapping[str, Any]) -> str:
     return f"{_label(entry)}: {entry.get('indexing_status')}{chunks}"
 
 
+def _named(texts: Sequence[str], separator: str = ", ") -> str:
+    """At most :data:`MESSAGE_DOCUMENT_LIMIT` of ``texts``, then how many more there are."""
+    shown = separator.join(texts[:MESSAGE_DOCUMENT_LIMIT])
+    rest = len(texts) - MESSAGE_DOCUMENT_LIMIT
+    return f"{shown}{separator}and {rest:,} more" if rest > 0 else shown
+
+
 def document_problem(entry: Mapping[str, Any]) -> str | None:
     """Why a document ends a wait with an error (``None`` when it does not)."""
     status = entry.get("indexing_status")
@@ -510,12 +523,12 @@ def evaluate_poll(
     }
     problems = [problem for entry in documents if (problem := document_problem(entry))]
     if problems:
-        message = "; ".join(problems)
+        message = _named(problems, "; ")
         return PollOutcome("error", message[:1].upper() + message[1:] + ".", documents, progress)
     unfinished = [entry for entry in documents if entry.get("indexing_status") != COMPLETED]
     if not unfinished:
         return PollOutcome("success", f"{len(documents)} document(s) indexed.", documents, progress)
-    waiting = ", ".join(_progress_text(entry) for entry in unfinished)
+    waiting = _named([_progress_text(entry) for entry in unfinished])
     if stall_timeout is not None and now - moved_at >= stall_timeout:
         message = (
             f"Indexing stalled: no document changed status or chunk count for {now - moved_at:.0f} s"
@@ -554,7 +567,7 @@ def record_failed_poll(
 def unfinished_summary(documents: Sequence[Mapping[str, Any]]) -> str:
     """The documents that are not completed, as ``'name' (id): status, n/m chunks`` separated by commas."""
     texts = [_progress_text(entry) for entry in documents if entry.get("indexing_status") != COMPLETED]
-    return ", ".join(texts) if texts else "no poll answered"
+    return _named(texts) if texts else "no poll answered"
 
 
 def timeout_message(timeout: float | None, documents: Sequence[Mapping[str, Any]]) -> str:
@@ -634,7 +647,12 @@ async def acheck_indexing(
             request = _advance(plan, answer, error)
     except StopIteration as stop:
         reading: PollReading = stop.value
-    return _judge(reading, progress, now=now, stall_timeout=stall_timeout)
+    if len(reading.entries) <= DOCUMENT_LIST_THRESHOLD:
+        return _judge(reading, progress, now=now, stall_timeout=stall_timeout)
+    # Judging thousands of documents takes milliseconds of CPU: not on the triggerer's event loop.
+    import asyncio
+
+    return await asyncio.to_thread(_judge, reading, progress, now=now, stall_timeout=stall_timeout)
 
 
 # -- the blocking wait ---------------------------------------------------------------------------------------
@@ -746,15 +764,34 @@ def wait_for_indexing(
 def indexing_event(
     status: str, message: str, *, dataset_id: str, batch: str | None, documents: Sequence[Mapping[str, Any]]
 ) -> dict[str, Any]:
-    """The payload of the indexing trigger's event (plain JSON)."""
+    """
+    The payload of the indexing trigger's event (plain JSON), of bounded size.
+
+    ``counts`` covers every document waited on (``documents``, ``completed``, ``failed``, ``unfinished``,
+    ``chunks``); ``documents`` lists them all when there are at most :data:`EVENT_DOCUMENT_LIMIT`, otherwise
+    only that many worth naming (failed first, then unfinished), with ``truncated`` true.
+    """
     if status not in EVENT_STATUSES:
         raise ValueError(f"status: must be one of {EVENT_STATUSES}, got {status!r}.")
+    failed = [entry for entry in documents if document_problem(entry)]
+    unfinished = [
+        entry for entry in documents if entry.get("indexing_status") != COMPLETED and not document_problem(entry)
+    ]
+    named = list(documents) if len(documents) <= EVENT_DOCUMENT_LIMIT else (failed + unfinished)[:EVENT_DOCUMENT_LIMIT]
     return {
         "status": status,
         "message": message,
         "dataset_id": dataset_id,
         "batch": batch,
-        "documents": [dict(entry) for entry in documents],
+        "counts": {
+            "documents": len(documents),
+            "completed": len(documents) - len(failed) - len(unfinished),
+            "failed": len(failed),
+            "unfinished": len(unfinished),
+            "chunks": sum(_as_int(entry.get("total_segments")) or 0 for entry in documents),
+        },
+        "documents": [dict(entry) for entry in named],
+        "truncated": len(named) < len(documents),
     }
 
 

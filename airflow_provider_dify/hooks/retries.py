@@ -1,4 +1,4 @@
-"""When to repeat a Dify request and how long to wait, plus the client-side request throttle.
+"""When to repeat a Dify request and how long to wait.
 
 One :class:`RetryPolicy` decides for both the sync hook (through ``tenacity.Retrying``) and the async trigger
 client (through ``tenacity.AsyncRetrying``).
@@ -7,9 +7,6 @@ client (through ``tenacity.AsyncRetrying``).
 from __future__ import annotations
 
 import random
-import threading
-import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +16,10 @@ from airflow_provider_dify.hooks.operations import ApiRequest
 # The exceptions are imported where they are used: this module is imported by ``get_provider_info`` (through
 # the connection settings), which Airflow may call while ``airflow_provider_dify.exceptions`` is still being
 # imported; a top-level import here would then be circular.
+
+
+#: With a rate budget, how many times more attempts a call refused by Dify's window gets.
+WINDOW_REFUSAL_ATTEMPTS = 4
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,9 @@ class RetryPolicy:
     :param max_attempts: attempts in all, the first one included (1 disables retries).
     :param backoff_initial: seconds before the second attempt; doubled for each further attempt.
     :param backoff_max: the longest wait between attempts for errors other than the rate limit.
-    :param rate_limit_wait: seconds to wait after a rate-limit answer without ``Retry-After``. Dify counts a
-        sliding 60-second window per workspace (rejected calls included), so the default is 60.
+    :param rate_limit_wait: seconds to wait after a rate-limit answer without ``Retry-After`` when the caller
+        does not know the window (see :mod:`airflow_provider_dify.hooks.budget`, which waits for what Dify's
+        sliding window needs). Dify's window is 60 seconds, so the default is 60.
     :param rng: source of jitter (injectable for tests).
     """
 
@@ -72,10 +74,17 @@ class RetryPolicy:
             return request.idempotent
         return False
 
-    def wait_seconds(self, error: BaseException | None, attempt: int) -> float:
-        """Seconds to wait after ``attempt`` failed attempts (1 after the first failure)."""
+    def wait_seconds(self, error: BaseException | None, attempt: int, *, window_managed: bool = False) -> float:
+        """
+        Seconds to wait after ``attempt`` failed attempts (1 after the first failure).
+
+        :param window_managed: the caller's rate budget waits for Dify's window before the next rate-limited
+            call, so Dify's rate-limit 403 needs no wait of its own here.
+        """
         from airflow_provider_dify.exceptions import DifyRateLimitError
 
+        if isinstance(error, DifyRateLimitError) and window_managed and error.status == 403:
+            return 0.0
         if isinstance(error, DifyRateLimitError):
             base = error.retry_after if error.retry_after is not None else self.rate_limit_wait
             return base + self.rng.uniform(0, min(5.0, base * 0.1))
@@ -88,16 +97,32 @@ class RetryPolicy:
         *,
         sleep: Callable[[float], Any] | None = None,
         before_sleep: Callable[[Any], Any] | None = None,
+        window_managed: bool = False,
     ) -> dict[str, Any]:
-        """Keyword arguments for ``tenacity.Retrying`` / ``AsyncRetrying`` applying this policy to ``request``."""
+        """
+        Keyword arguments for ``tenacity.Retrying`` / ``AsyncRetrying`` applying this policy to ``request``.
+
+        :param window_managed: see :meth:`wait_seconds`.
+        """
         import tenacity
+
+        from airflow_provider_dify.exceptions import DifyRateLimitError
 
         def wait(state: tenacity.RetryCallState) -> float:
             error = state.outcome.exception() if state.outcome else None
-            return self.wait_seconds(error, state.attempt_number)
+            return self.wait_seconds(error, state.attempt_number, window_managed=window_managed)
+
+        def stop(state: tenacity.RetryCallState) -> bool:
+            # A 403 of Dify's window, with the budget waiting for room, is the budget's business rather than a
+            # failure: such refusals get more attempts (several workers may draw a few while learning shares).
+            error = state.outcome.exception() if state.outcome else None
+            attempts = self.max_attempts
+            if window_managed and isinstance(error, DifyRateLimitError) and error.status == 403:
+                attempts = WINDOW_REFUSAL_ATTEMPTS * self.max_attempts
+            return state.attempt_number >= attempts
 
         arguments: dict[str, Any] = {
-            "stop": tenacity.stop_after_attempt(self.max_attempts),
+            "stop": stop,
             "wait": wait,
             "retry": tenacity.retry_if_exception(lambda error: self.should_retry(request, error)),
             "reraise": True,
@@ -107,61 +132,3 @@ class RetryPolicy:
         if before_sleep is not None:
             arguments["before_sleep"] = before_sleep
         return arguments
-
-
-class RequestThrottle:
-    """
-    A client-side limit of ``per_minute`` requests in any sliding 60-second window, shared by threads.
-
-    Dify Cloud plans allow 10, 100 or 1,000 knowledge requests a minute. Throttling before sending keeps a
-    large sync under the limit instead of collecting 403s that each cost a 60-second back-off.
-
-    :param per_minute: the most requests sent in any 60 seconds.
-    :param clock: monotonic clock (injectable for tests).
-    :param sleep: sleep function (injectable for tests).
-    """
-
-    window = 60.0
-
-    def __init__(
-        self,
-        per_minute: int,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Any] = time.sleep,
-    ) -> None:
-        if per_minute < 1:
-            raise ValueError("requests_per_minute: must be a positive integer.")
-        self.per_minute = per_minute
-        self._clock = clock
-        self._sleep = sleep
-        self._sent: deque[float] = deque()
-        self._lock = threading.Lock()
-
-    def acquire(self) -> float:
-        """Block until a request may be sent; return the seconds waited."""
-        waited = 0.0
-        while True:
-            with self._lock:
-                now = self._clock()
-                while self._sent and now - self._sent[0] >= self.window:
-                    self._sent.popleft()
-                if len(self._sent) < self.per_minute:
-                    self._sent.append(now)
-                    return waited
-                delay = self.window - (now - self._sent[0])
-            self._sleep(delay)
-            waited += delay
-
-
-_throttles: dict[tuple[str, int], RequestThrottle] = {}
-_throttles_lock = threading.Lock()
-
-
-def shared_throttle(key: str, per_minute: int) -> RequestThrottle:
-    """The process-wide throttle for one Dify workspace (``key``), so that every hook using it shares it."""
-    with _throttles_lock:
-        throttle = _throttles.get((key, per_minute))
-        if throttle is None:
-            throttle = _throttles[(key, per_minute)] = RequestThrottle(per_minute)
-        return throttle

@@ -81,6 +81,9 @@ class _RecordSyncOperator(KnowledgeBaseLineageMixin, DifyIndexingWaitOperator):
     :param doc_form: used while the knowledge base has none; must match its form otherwise.
     :param allow_empty_source: let a source with no records delete every document or chunk of the scope
         (otherwise refused, so a broken query does not empty the knowledge base).
+    :param shard: ``(index, count)``: sync only the records (and own only the documents or chunks) whose
+        identity hashes to this shard, to split one sync over ``.expand(shard=shards(count))``
+        (:mod:`airflow_provider_dify.operators.shards`).
     :param dify_conn_id: the ``dify`` connection.
     :param deferrable: wait for indexing in the triggerer; defaults to ``[operators] default_deferrable``.
     :param indexing_timeout: seconds to wait for indexing before failing.
@@ -123,10 +126,14 @@ class _RecordSyncOperator(KnowledgeBaseLineageMixin, DifyIndexingWaitOperator):
         process_rule: Mapping[str, Any] | None = None,
         doc_form: str | None = None,
         allow_empty_source: bool = False,
+        shard: Sequence[int] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         from airflow_provider_dify.operators._records import check_one_source
+        from airflow_provider_dify.operators.shards import check_shard
+
+        self.shard = check_shard(shard)
 
         check_one_source(records=records, sql=sql, path=path, sql_conn_id=sql_conn_id)
         self.dataset_id = dataset_id
@@ -186,6 +193,12 @@ class _RecordSyncOperator(KnowledgeBaseLineageMixin, DifyIndexingWaitOperator):
             rendered, failures = render_all(renderer, records)
         self.log.info("Read %d record(s) (%d could not be rendered)", len(rendered) + len(failures), len(failures))
         return rendered, failures
+
+    def _owned(self, identity: str | None) -> bool:
+        """Whether this sync's shard owns a document name or chunk key (always, without ``shard``)."""
+        from airflow_provider_dify.operators.shards import owns
+
+        return owns(self.shard, identity)
 
     def _document_options(self, dataset: Mapping[str, Any]) -> dict[str, Any]:
         """The options every document write sends (checked against the knowledge base)."""
@@ -371,12 +384,17 @@ class DifySyncDocumentsOperator(_RecordSyncOperator):
         dataset_id = str(dataset["id"])
         hook = self._shared_hook()
         url = self.push_console_url(context, dataset_id)
+        if self.shard is not None:
+            rendered = [record for record in rendered if self._owned(record.name)]
+            failures = [failure for failure in failures if self._owned(failure.get("name"))]
         check_uploads(hook, rendered)
         options = self._document_options(dataset)
         # With a scope and delete_missing the whole knowledge base is listed: a member renamed by hand is found by
         # its scope value. Otherwise the name prefix narrows the listing.
         keyword = None if scope is not None and self.delete_missing else self.name_prefix or None
         listed = list(hook.iter_documents(dataset_id, keyword=keyword))
+        if self.shard is not None:  # the other shards' documents are neither planned nor deleted here
+            listed = [document for document in listed if self._owned(document.get("name"))]
         hashes, hash_failures = self._hashes(rendered, dataset, options)
         failures += hash_failures
         writable = [record for record in rendered if record.name in hashes]
@@ -438,6 +456,8 @@ class DifySyncDocumentsOperator(_RecordSyncOperator):
             "indexing": None,
             "console_url": url,
         }
+        if self.shard is not None:
+            manifest["shard"] = list(self.shard)
         self.log.info("Synced: %s", manifest["counts"])
         reindexed = [entry["id"] for entry in result.created + result.updated if entry.get("batch")]
         if self.wait_for_indexing and reindexed:
@@ -452,7 +472,7 @@ class DifySyncDocumentsOperator(_RecordSyncOperator):
     ) -> dict[str, Any]:
         """Resume after the indexing trigger: add the indexing summary to the manifest and return it."""
         resumed = self.resumed_manifest(context, event, manifest)
-        resumed["indexing"] = _indexing_summary(resumed["indexing"])
+        resumed["indexing"] = _indexing_summary(resumed["indexing"], (event or {}).get("counts"))
         return self._finish(context, resumed, "document(s)")
 
     def _hashes(
@@ -654,6 +674,12 @@ class DifySyncChunksOperator(_RecordSyncOperator):
                     " resume it in the Dify console."
                 )
             return dict(document)
+        if self.shard is not None:
+            # Shards creating the same document at once would each re-index it (Dify upserts by name).
+            raise AirflowException(
+                f"Document {name!r} does not exist; a sharded chunk sync needs it first: run the same"
+                " DifySyncChunksOperator without shard and with records=[] (allow_empty_source=True) upstream."
+            )
         with bad_arguments_fail_the_task():
             options = document_options(
                 dataset,
@@ -673,28 +699,40 @@ class DifySyncChunksOperator(_RecordSyncOperator):
         document: Mapping[str, Any],
         rendering: tuple[list[RenderedRecord], list[dict[str, Any]]],
     ) -> dict[str, Any]:
-        from airflow_provider_dify.operators._chunk_sync import ChunkSync, plan_chunks, reconcile
+        from airflow_provider_dify.exceptions import DifyDatasetNotFoundError
+        from airflow_provider_dify.operators._chunk_sync import ChunkSync, chunk_content, plan_chunks, reconcile
 
         hook = self._shared_hook()
         dataset_id, document_id = str(dataset["id"]), str(document["id"])
         rendered, failures = rendering
+        # Records that failed to render keep every shard from deleting chunks no record claims (which of them
+        # was theirs cannot be told); each failure is reported by one shard.
+        keep_keys = [failure["key"] for failure in failures if failure.get("key")]
+        if self.shard is not None:  # a chunk's identity is its text: the shard owns the texts that hash to it
+            rendered = [record for record in rendered if self._owned(chunk_content(record))]
+            failures = [failure for failure in failures if self._owned(failure.get("key"))]
         url = self.push_console_url(context, dataset_id, document_id)
         self._write_document_metadata(dataset_id, document)
         sync = ChunkSync(hook, dataset_id, document_id, batch_size=self.batch_size, max_workers=self.max_workers)
-        keep_keys = [failure["key"] for failure in failures if failure.get("key")]
-        from airflow_provider_dify.exceptions import DifyDatasetNotFoundError
+
+        def plan(chunks: list[dict[str, Any]]) -> Any:
+            if self.shard is not None:  # the other shards' chunks are neither planned nor deleted here
+                from airflow_provider_dify.operators.shards import chunk_identity
+
+                chunks = [chunk for chunk in chunks if self._owned(chunk_identity(chunk))]
+            return plan_chunks(
+                rendered,
+                chunks,
+                keyed=self.key_field is not None,
+                header=self._header(),
+                delete_missing=self.delete_missing,
+                keep_keys=keep_keys,
+            )
 
         try:
             first_plan, result = reconcile(
                 sync,
-                lambda chunks: plan_chunks(
-                    rendered,
-                    chunks,
-                    keyed=self.key_field is not None,
-                    header=self._header(),
-                    delete_missing=self.delete_missing,
-                    keep_keys=keep_keys,
-                ),
+                plan,
                 repair_passes=self.repair_passes,
                 check_first_plan=lambda plan: self._refuse_emptying(rendered, failures, len(plan.delete), "chunks"),
             )
@@ -731,6 +769,8 @@ class DifySyncChunksOperator(_RecordSyncOperator):
             manifest["counts"]["duplicates"] = first_plan.duplicates
         if result.copies_removed:
             manifest["counts"]["copies_removed"] = result.copies_removed
+        if self.shard is not None:
+            manifest["shard"] = list(self.shard)
         self.log.info("Synced the chunks of %r: %s", manifest["document_name"], manifest["counts"])
         return self._finish(context, manifest, "chunk write(s)")
 
@@ -745,8 +785,13 @@ class DifySyncChunksOperator(_RecordSyncOperator):
                 write_metadata(self.hook, dataset_id, str(document["id"]), wanted)
 
 
-def _indexing_summary(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The indexing part of a manifest: documents waited on, completed, and their chunks."""
+def _indexing_summary(
+    results: Sequence[Mapping[str, Any]], counts: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The indexing part of a manifest: documents waited on, completed, and their chunks (``counts``: the
+    trigger event's, which covers documents its bounded list does not name)."""
+    if counts:
+        return {key: int(counts.get(key) or 0) for key in ("documents", "completed", "chunks")}
     return {
         "documents": len(results),
         "completed": sum(1 for result in results if result.get("indexing_status") == "completed"),

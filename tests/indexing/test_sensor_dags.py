@@ -150,6 +150,26 @@ def test_deferrable_mode_waits_in_the_trigger(dify_emulator: Any, dataset_id: st
     assert_completed_results(dify_emulator, dataset_id, xcom_value(dag_run, "wait"))
 
 
+@pytest.mark.dify_emulator(indexing_seconds=0.6)
+def test_deferrable_mode_returns_every_result_when_the_event_names_only_a_few(
+    dify_emulator: Any, dataset_id: str
+) -> None:
+    """The trigger's event is bounded (it names at most a few documents); the sensor's XCom is not: the same
+    per-document results as the poke mode, read once when the task resumes."""
+    from airflow_provider_dify.hooks.indexing import EVENT_DOCUMENT_LIMIT
+
+    documents = [dify_emulator.create_document(dataset_id, f"many-{n}.txt", TEXT, wait=False) for n in range(12)]
+    assert len(documents) > EVENT_DOCUMENT_LIMIT
+    ids = [doc["id"] for doc in documents]
+    dag = build_dag(dataset_id, "many.txt", deferrable=True, sensor_cls=RecordingSensor, batch=None, document_ids=ids)
+    dag_run = run(dag)
+    assert task_state(dag_run, "wait") == "success"
+    assert xcom_value(dag_run, "wait", key="resumed_with") == "success"  # it waited in the trigger
+    results = xcom_value(dag_run, "wait")
+    assert sorted(result["id"] for result in results) == sorted(ids)
+    assert {result["indexing_status"] for result in results} == {"completed"}
+
+
 def test_deferrable_sensor_does_not_defer_when_already_done(dify_emulator: Any, dataset_id: str) -> None:
     doc = dify_emulator.create_document(dataset_id, "ready.txt", TEXT, wait=True)
     dag = build_dag(

@@ -49,7 +49,7 @@ async def run_trigger(trigger: DifyIndexingTrigger) -> dict[str, Any]:
     events = [event async for event in restored.run()]
     assert len(events) == 1, events
     payload = events[0].payload
-    assert set(payload) == {"status", "message", "dataset_id", "batch", "documents"}
+    assert set(payload) == {"status", "message", "dataset_id", "batch", "counts", "documents", "truncated"}
     return payload
 
 

@@ -39,7 +39,14 @@ def dify_fast_retries(dify_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> It
     """The emulator, with a connection whose retries wait a fraction of a second (faults tests)."""
     connection = dict(json.loads(dify_emulator.connection_json))
     connection["extra"] = json.dumps(
-        {"max_retries": 8, "retry_wait_max": 0.05, "rate_limit_wait": 0.6, "timeout": 10, "connect_timeout": 5}
+        {
+            "max_retries": 8,
+            "retry_wait_max": 0.05,
+            "rate_limit_wait": 0.6,
+            "rate_limit_window": 0.5,  # the emulator's window in the faults tests
+            "timeout": 10,
+            "connect_timeout": 5,
+        }
     )
     monkeypatch.setenv("AIRFLOW_CONN_DIFY_DEFAULT", json.dumps(connection))
     yield dify_emulator

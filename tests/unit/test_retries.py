@@ -1,6 +1,6 @@
-"""Retries, waits, the alias fallback and the throttle: which calls are repeated and how long the hook waits.
+"""Retries, waits and the alias fallback: which calls are repeated and how long the hook waits.
 
-Nothing sleeps for real: the hook's ``sleep`` records the waits, the throttle runs on a fake clock.
+Nothing sleeps for real: the hook's ``sleep`` records the waits.
 """
 
 from __future__ import annotations
@@ -14,15 +14,13 @@ import requests
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 from airflow_provider_dify import exceptions as exc
-from airflow_provider_dify.hooks import dify as dify_module
 from airflow_provider_dify.hooks import operations as ops
 from airflow_provider_dify.hooks.dify import DifyHook
-from airflow_provider_dify.hooks.retries import RequestThrottle, RetryPolicy, shared_throttle
+from airflow_provider_dify.hooks.retries import RetryPolicy
 from tests.unit.helpers import (
     BASE_URL,
     DATASET_ID,
     DOCUMENT_ID,
-    FakeClock,
     dify_error_body,
     error_response,
     set_dify_connection,
@@ -279,12 +277,15 @@ def test_a_404_on_a_repeated_read_is_still_not_found(hook: DifyHook, requests_mo
 # -- rate limit waits --------------------------------------------------------------------------------------------------
 
 
-def test_rate_limit_waits_the_whole_window(hook: DifyHook, sleeps: list[float], requests_mock: Any) -> None:
+def test_rate_limit_waits_until_the_refused_call_leaves_the_window(
+    hook: DifyHook, sleeps: list[float], requests_mock: Any
+) -> None:
+    # Without a history of its own in the window, the refused call itself is what must leave it: a whole window.
     limited = {"status_code": 403, "content": dify_error_body(403, "forbidden", RATE_LIMIT)}
     requests_mock.post(SEGMENTS_URL, [limited, limited, {"json": success_body("add_segments")}])
     hook.add_segments(DS, DOC, SEGMENTS)
     assert len(sleeps) == 2
-    assert all(60 <= wait <= 65 for wait in sleeps)
+    assert all(59 < wait <= 60 for wait in sleeps)
 
 
 def test_rate_limit_wait_comes_from_the_connection(monkeypatch: pytest.MonkeyPatch, requests_mock: Any) -> None:
@@ -395,62 +396,3 @@ def test_routes_without_an_alias_raise_unsupported(hook: DifyHook, requests_mock
     assert requests_mock.call_count == 1
 
 
-# -- the throttle ---------------------------------------------------------------------------------------------------
-
-
-def test_throttle_lets_per_minute_requests_through_then_waits() -> None:
-    clock = FakeClock()
-    throttle = RequestThrottle(3, clock=clock, sleep=clock.sleep)
-    assert [throttle.acquire() for _ in range(3)] == [0.0, 0.0, 0.0]
-    clock.now += 10
-    assert throttle.acquire() == pytest.approx(50.0)  # the first one leaves the window 60 s after it was sent
-    assert clock.sleeps == [pytest.approx(50.0)]
-
-
-def test_throttle_window_slides() -> None:
-    clock = FakeClock()
-    throttle = RequestThrottle(2, clock=clock, sleep=clock.sleep)
-    throttle.acquire()  # t = 0
-    clock.now += 30
-    throttle.acquire()  # t = 30
-    clock.now += 31  # t = 61: the first left the window
-    assert throttle.acquire() == 0.0
-    assert throttle.acquire() == pytest.approx(29.0)  # t = 90: the one of t = 30 leaves
-
-
-def test_throttle_needs_a_positive_rate() -> None:
-    with pytest.raises(ValueError, match="requests_per_minute"):
-        RequestThrottle(0)
-
-
-def test_shared_throttle_is_one_per_workspace_and_rate() -> None:
-    assert shared_throttle("w1", 10) is shared_throttle("w1", 10)
-    assert shared_throttle("w1", 10) is not shared_throttle("w2", 10)
-    assert shared_throttle("w1", 10) is not shared_throttle("w1", 100)
-
-
-def test_hook_throttles_only_rate_limited_routes(monkeypatch: pytest.MonkeyPatch, requests_mock: Any) -> None:
-    set_dify_connection(monkeypatch, extra={"requests_per_minute": 2})
-    clock = FakeClock()
-    used: list[tuple[str, int]] = []
-
-    def fake_shared_throttle(key: str, per_minute: int) -> RequestThrottle:
-        used.append((key, per_minute))
-        return RequestThrottle(per_minute, clock=clock, sleep=clock.sleep)
-
-    monkeypatch.setattr(dify_module, "shared_throttle", fake_shared_throttle)
-    hook = DifyHook()
-    requests_mock.get(DATASET_URL, json={"id": DS})
-    requests_mock.post(f"{DATASET_URL}/retrieve", json={"query": {"content": "q"}, "records": []})
-    for _ in range(5):
-        hook.get_dataset(DS)  # reads are not under Dify's knowledge rate limit
-    assert clock.sleeps == []
-    for _ in range(3):
-        hook.retrieve(DS, "q")
-    assert clock.sleeps == [pytest.approx(60.0)]
-    assert used == [(hook.settings.workspace_key, 2)]
-    assert hook.settings.api_key not in hook.settings.workspace_key
-
-
-def test_hook_without_requests_per_minute_has_no_throttle(hook: DifyHook) -> None:
-    assert hook._throttle is None

@@ -1,0 +1,295 @@
+"""
+Spending a Dify workspace's knowledge rate limit: an adaptive per-process budget and an optional shared one.
+
+Dify counts the rate-limited calls of a workspace in a sliding window (60 s) and refuses (HTTP 403) a call
+when the window already holds the plan's limit; refused calls are counted too. Every worker of a deployment
+spends the same window, so a client that counts only its own calls collects 403s, and each 403 costs a slot.
+
+:class:`RateBudget` keeps a log of this process's calls and admits a call only while the calls of the last
+window stay under its limit:
+
+- A call occupies its place from the moment it is admitted; the place is dated when the answer arrives (the
+  server counted the call at some moment before that), so a place reused one window later is already free
+  on the server, whatever the latency.
+- A 403 means the window is full. The limit then becomes the number of this process's calls the server
+  accepted in the window: its share of the workspace's budget. With several workers, the shares of all of
+  them add up to the budget, so reusing only one's own places keeps them all out of 403s.
+- The next call waits until enough of the process's own calls (the refused ones included) have left the
+  window: what the window actually needs, not a fixed minute.
+- A process held back by its limit, below the configured one, tries one call above it ("probe") two windows
+  after a 403, timed just before its own oldest call leaves the window (so that a refused probe costs no other
+  call a 403). An accepted probe raises the limit by one and the next may follow at once (so the places a
+  finished worker leaves are taken up within seconds); a refused one triples the pause before the next.
+
+:class:`SharedRateBudget` shares one sliding window between processes through a store of the ``limits``
+library (Redis, the usual Celery broker), for exact sharing.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: Dify's window, in seconds.
+DIFY_WINDOW_SECONDS = 60.0
+#: The pause before the first probe above a learnt limit, in windows; a refused probe multiplies it.
+PROBE_PAUSE_WINDOWS = 2
+PROBE_BACKOFF = 3
+#: The longest pause between two probes, in windows.
+MAX_PROBE_WINDOWS = 32
+#: How long before this process's oldest call leaves the window a probe goes out, at least, in seconds.
+PROBE_MARGIN_SECONDS = 0.02
+#: How often a call waiting only on calls in flight looks again, in seconds.
+IN_FLIGHT_POLL_SECONDS = 0.02
+
+
+@dataclass
+class BudgetSlot:
+    """
+    One admitted call.
+
+    :param probe: admitted above the limit, to find out whether the workspace has room.
+    :param sent_at: when the call may go out (the budget's clock).
+    """
+
+    probe: bool = False
+    sent_at: float = 0.0
+
+
+class RateBudget:
+    """
+    This process's share of one workspace's rate limit, learnt from the 403s it sees; shared by threads.
+
+    :param per_window: the workspace's limit (``requests_per_minute`` of the connection) or ``None`` when it is
+        not known (then it is learnt at the first 403).
+    :param window: the length of the server's sliding window in seconds (Dify: 60).
+    :param clock: monotonic clock (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        per_window: int | None,
+        *,
+        window: float = DIFY_WINDOW_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if per_window is not None and per_window < 1:
+            raise ValueError("requests_per_minute: must be a positive integer.")
+        if window <= 0:
+            raise ValueError("rate_limit_window: must be a positive number of seconds.")
+        self.configured = per_window
+        self.window = window
+        self.limit: int | None = per_window
+        self.refusals = 0
+        self._clock = clock
+        self._lock = threading.Lock()
+        # (sent at, answered at, refused) of the calls answered in the last window, in the order answered.
+        self._done: deque[tuple[float, float, bool]] = deque()
+        self._in_flight = 0
+        self._last_refusal = -math.inf
+        self._latency = 0.0
+        self._probing = False
+        self._next_probe = 0.0
+        self._probe_pause = PROBE_PAUSE_WINDOWS * window
+
+    # -- admitting -------------------------------------------------------------------------------------------
+
+    def try_acquire(self) -> tuple[BudgetSlot | None, float]:
+        """
+        Take a place for one call if one is free now or at a known moment.
+
+        :return: ``(slot, delay)``: send the call after ``delay`` seconds; ``(None, delay)`` when no place can
+            be promised yet (look again after ``delay``).
+        """
+        with self._lock:
+            now = self._clock()
+            self._expire(now)
+            used = self._in_flight + len(self._done)
+            if self.limit is None or used < self.limit:
+                return self._admit(now, 0.0), 0.0
+            # Places free up as the oldest answered calls leave the window; the (used - limit + 1)-th one frees
+            # the place this call needs. Taking the place now (as in flight) makes the next caller wait for
+            # the next one.
+            needed = used - self.limit + 1
+            free_at = self._done[needed - 1][1] + self.window if needed <= len(self._done) else math.inf
+            probe_at = self._probe_time(now)
+            if probe_at < free_at:
+                if probe_at <= now:
+                    self._probing = True
+                    return self._admit(now, 0.0, probe=True), 0.0
+                return None, min(probe_at - now, IN_FLIGHT_POLL_SECONDS if free_at == math.inf else math.inf)
+            if free_at == math.inf:
+                return None, IN_FLIGHT_POLL_SECONDS
+            delay = max(0.0, free_at - now)
+            return self._admit(now, delay), delay
+
+    def acquire(self, sleep: Callable[[float], Any] = time.sleep) -> tuple[BudgetSlot, float]:
+        """Block (through ``sleep``) until a call may be sent; return its slot and the seconds waited."""
+        waited = 0.0
+        while True:
+            slot, delay = self.try_acquire()
+            if delay > 0:
+                sleep(delay)
+                waited += delay
+            if slot is not None:
+                return slot, waited
+
+    def release(self, slot: BudgetSlot, *, refused: bool) -> None:
+        """
+        Record the answer to an admitted call.
+
+        :param refused: the server refused the call for its rate limit (a Dify 403).
+        """
+        with self._lock:
+            now = self._clock()
+            self._in_flight -= 1
+            self._done.append((slot.sent_at, now, refused))
+            self._latency = (
+                max(0.0, now - slot.sent_at)
+                if not self._latency
+                else (0.8 * self._latency + 0.2 * max(0.0, now - slot.sent_at))
+            )
+            self._expire(now)
+            if slot.probe:
+                self._probing = False
+            if not refused:
+                if slot.sent_at < self._last_refusal and self.limit is not None and not slot.probe:
+                    # Sent before the 403 and accepted after it: part of this process's share all along.
+                    if self.configured is None or self.limit < self.configured:
+                        self.limit += 1
+                elif slot.probe and self.limit is not None:
+                    self.limit += 1
+                    self._next_probe = now  # there was room: look for more at once
+                    self._probe_pause = PROBE_PAUSE_WINDOWS * self.window
+                return
+            self.refusals += 1
+            if slot.probe:
+                self._probe_pause = min(self._probe_pause * PROBE_BACKOFF, MAX_PROBE_WINDOWS * self.window)
+                self._next_probe = now + self._probe_pause
+                return
+            self._last_refusal = now
+            accepted = sum(1 for *_, was_refused in self._done if not was_refused)
+            share = max(1, accepted)
+            if self.limit is None or share < self.limit:
+                log.info("Dify's rate-limit window is full: this worker keeps to %d calls a window", share)
+                self.limit = share
+            self._next_probe = max(self._next_probe, now + self._probe_pause)
+
+    def seconds_until_free(self) -> float:
+        """Seconds until a call could be admitted (0 when it could now)."""
+        with self._lock:
+            now = self._clock()
+            self._expire(now)
+            used = self._in_flight + len(self._done)
+            if self.limit is None or used < self.limit:
+                return 0.0
+            needed = used - self.limit + 1
+            if needed > len(self._done):
+                return IN_FLIGHT_POLL_SECONDS
+            return max(0.0, self._done[needed - 1][1] + self.window - now)
+
+    # -- internals -------------------------------------------------------------------------------------------
+
+    def _admit(self, now: float, delay: float, *, probe: bool = False) -> BudgetSlot:
+        self._in_flight += 1
+        return BudgetSlot(probe=probe, sent_at=now + delay)
+
+    def _expire(self, now: float) -> None:
+        done = self._done
+        while done and now - done[0][1] >= self.window:
+            done.popleft()
+
+    def _probe_time(self, now: float) -> float:
+        """
+        When to send a probe, ``inf`` for none.
+
+        A probe that is refused adds a call to the full window, and the next call to reuse a place is refused
+        in its turn, so the probe goes just before this process's own oldest call leaves the window: then the
+        process skips reusing that place, and the window is as full as before.
+        """
+        if (
+            self._probing
+            or self.limit is None
+            or not self._done
+            or (self.configured is not None and self.limit >= self.configured)
+        ):
+            return math.inf
+        margin = max(PROBE_MARGIN_SECONDS, 2 * self._latency)
+        return max(self._next_probe, self._done[0][0] + self.window - margin)
+
+
+class SharedRateBudget:
+    """
+    One sliding window shared by every process through a ``limits`` storage (e.g. ``redis://host:6379/0``).
+
+    The window is lengthened by a small margin: a call is counted by the shared store before it is sent and by
+    Dify when it arrives, so a place reused exactly one window later could still be taken on the server.
+
+    :param storage_uri: a ``limits`` storage URI.
+    :param per_window: the workspace's limit.
+    :param key: the workspace's key (not secret).
+    :param window: the server's window in seconds.
+    """
+
+    def __init__(self, storage_uri: str, per_window: int, key: str, *, window: float = DIFY_WINDOW_SECONDS) -> None:
+        try:
+            from limits import RateLimitItemPerSecond
+            from limits.storage import storage_from_string
+            from limits.strategies import MovingWindowRateLimiter
+        except ImportError as error:  # pragma: no cover - depends on the installation
+            raise ValueError(
+                "rate_limit_storage needs the 'limits' library: pip install 'airflow-provider-dify[redis]'."
+            ) from error
+        self.per_window = per_window
+        self.key = key
+        self.window_seconds = shared_window_seconds(window)
+        self._item = RateLimitItemPerSecond(per_window, self.window_seconds)
+        self._limiter = MovingWindowRateLimiter(storage_from_string(storage_uri))
+
+    def acquire(self, sleep: Callable[[float], Any] = time.sleep) -> float:
+        """Block until the shared window has room for one call and count it; return the seconds waited."""
+        waited = 0.0
+        while not self._limiter.hit(self._item, "dify", self.key):
+            reset_at = self._limiter.get_window_stats(self._item, "dify", self.key).reset_time
+            delay = min(self.window_seconds, max(IN_FLIGHT_POLL_SECONDS, reset_at - time.time()))
+            sleep(delay)
+            waited += delay
+        return waited
+
+
+def shared_window_seconds(window: float) -> int:
+    """The shared window's length: ``window`` plus a margin for the latency, in whole seconds (``limits``'s)."""
+    return math.ceil(window + min(1.0, 0.05 * window))
+
+
+_budgets: dict[tuple[str, int | None, float], RateBudget] = {}
+_shared: dict[tuple[str, str, int, float], SharedRateBudget] = {}
+_budgets_lock = threading.Lock()
+
+
+def workspace_budget(key: str, per_window: int | None, window: float = DIFY_WINDOW_SECONDS) -> RateBudget:
+    """The process-wide budget of one workspace (``key``), so that every hook of the process shares it."""
+    with _budgets_lock:
+        budget = _budgets.get((key, per_window, window))
+        if budget is None:
+            budget = _budgets[(key, per_window, window)] = RateBudget(per_window, window=window)
+        return budget
+
+
+def shared_budget(storage_uri: str, per_window: int, key: str, window: float = DIFY_WINDOW_SECONDS) -> SharedRateBudget:
+    """The process's client of the shared window of one workspace in ``storage_uri``."""
+    with _budgets_lock:
+        budget = _shared.get((storage_uri, key, per_window, window))
+        if budget is None:
+            budget = _shared[(storage_uri, key, per_window, window)] = SharedRateBudget(
+                storage_uri, per_window, key, window=window
+            )
+        return budget
