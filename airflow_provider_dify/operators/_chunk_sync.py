@@ -378,6 +378,9 @@ class ChunkSync:
         hint = ""
         if operation == "add" and "maximum segments limit" in (error.message or "").lower():
             hint = " (the server caps chunks per request: lower batch_size)"
+        from airflow_provider_dify.operators._document_sync import is_permanent
+
+        permanent = {"permanent": True} if is_permanent(error) else {}
         if operation == "add":
             keys = [wanted.key for wanted in item]
             return {
@@ -386,6 +389,7 @@ class ChunkSync:
                 "keys": keys[:10] if any(key is not None for key in keys) else [],
                 "error": str(error) + hint,
                 "unknown_outcome": isinstance(error, UNKNOWN_OUTCOME_ERRORS),
+                **permanent,
             }
         chunk = item[1] if operation == "update" else item
         key = item[0].key if operation == "update" else key_of_chunk(str(chunk.get("content") or ""))
@@ -395,6 +399,7 @@ class ChunkSync:
             "keys": [key] if key else [],
             "id": str(chunk["id"]),
             "error": str(error),
+            **permanent,
         }
 
 

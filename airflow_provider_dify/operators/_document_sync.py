@@ -207,14 +207,28 @@ def _owned_or_unowned(document: Mapping[str, Any], scope: str | None, scope_fiel
     return scope is None or owner is None or owner == scope
 
 
-def _failure(record: RenderedRecord | None, document: Mapping[str, Any] | None, operation: str, error: str) -> dict:
-    return {
+def _failure(
+    record: RenderedRecord | None, document: Mapping[str, Any] | None, operation: str, error: str | BaseException
+) -> dict:
+    """A failed record for the manifest; ``permanent`` when the error is one a retry cannot fix."""
+    failure = {
         "key": record.key if record else None,
         "name": record.name if record else (document or {}).get("name"),
         "document_id": (document or {}).get("id"),
         "operation": operation,
-        "error": error,
+        "error": str(error),
     }
+    if is_permanent(error):
+        failure["permanent"] = True
+    return failure
+
+
+def is_permanent(error: str | BaseException) -> bool:
+    """Whether an error cannot succeed on a retry: a refused key, quota, validation, a rejected file, a bad
+    argument (the provider's errors that are ``AirflowFailException``) or a value the provider refused."""
+    from airflow.providers.common.compat.sdk import AirflowFailException
+
+    return isinstance(error, (AirflowFailException, ValueError))
 
 
 def metadata_field_types(
@@ -357,7 +371,7 @@ class DocumentSync:
             try:
                 operation = metadata_for(record, entry["id"])
             except ValueError as error:  # a value that does not fit its field's type
-                result.failed.append(_failure(record, document, "metadata", str(error)))
+                result.failed.append(_failure(record, document, "metadata", error))
                 continue
             pending.append((operation, record, "updated", entry))
 
@@ -384,7 +398,7 @@ class DocumentSync:
                     raise self._dataset_gone(error) from error
                 except (DifyError, OSError, ValueError) as error:
                     operation = {"created": "create", "updated": "update", "deleted": "delete"}[kind]
-                    result.failed.append(_failure(record, document, operation, str(error)))
+                    result.failed.append(_failure(record, document, operation, error))
                     name = record.name if record is not None else (document or {}).get("name")
                     log.warning("%s of document %r failed: %s", operation, name, error)
                 else:
@@ -552,7 +566,7 @@ class DocumentSync:
                 except DifyDatasetNotFoundError as error:
                     raise self._dataset_gone(error) from error
                 except (DifyError, OSError, ValueError) as error:
-                    result.failed.append(_failure(record, {"id": entry["id"]}, "update", str(error)))
+                    result.failed.append(_failure(record, {"id": entry["id"]}, "update", error))
                     continue
                 entry = {**entry, "id": written.document_id, "batch": written.batch or entry.get("batch")}
                 again.append((self._metadata_for(record, written.document_id), record, kind, entry))

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
 from airflow_provider_dify.operators._base import (
     DifyIndexingWaitOperator,
@@ -43,6 +43,9 @@ if TYPE_CHECKING:
     from airflow_provider_dify.hooks.dify import DifyHook
     from airflow_provider_dify.operators._records import RecordRenderer, RenderedRecord
 
+#: Failures that need a fix in the source or the DAG, not a retry: a record that does not render, a planned
+#: write that cannot be made as the knowledge base stands (a name owned by another scope, an archived document).
+PERMANENT_OPERATIONS = frozenset({"render", "plan"})
 #: The XCom key of the manifest of a sync that failed in part.
 FAILED_MANIFEST_XCOM_KEY = "manifest"
 #: Failures listed in the task's error message (all of them are in the manifest).
@@ -252,6 +255,12 @@ class _RecordSyncOperator(KnowledgeBaseLineageMixin, DifyIndexingWaitOperator):
             for failure in failed[:_FAILURES_SHOWN]
         )
         more = f"; and {len(failed) - _FAILURES_SHOWN} more" if len(failed) > _FAILURES_SHOWN else ""
+        if all(failure.get("permanent") or failure["operation"] in PERMANENT_OPERATIONS for failure in failed):
+            # Nothing a retry could fix (records that do not render, files or values Dify refuses): fail for good.
+            raise AirflowFailException(
+                f"{manifest['counts']['failed']} {what} failed and a retry cannot fix them (the rest are done; the"
+                f" manifest is in XCom {FAILED_MANIFEST_XCOM_KEY!r}); fix the records or the arguments: {shown}{more}"
+            )
         raise AirflowException(
             f"{manifest['counts']['failed']} {what} failed (the rest are done; the manifest is in XCom"
             f" {FAILED_MANIFEST_XCOM_KEY!r}, and a retry finishes the remainder): {shown}{more}"

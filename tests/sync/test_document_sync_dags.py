@@ -163,15 +163,37 @@ def test_a_name_owned_by_another_scope_is_not_overwritten(dify_emulator: Any, da
 
 
 def test_partial_failure_fails_after_the_rest_and_the_retry_finishes(
-    dify_emulator: Any, dataset_id: str, warehouse: Path
+    dify_emulator: Any, dataset_id: str, warehouse: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    dify_emulator.fail_next(count=2, status=400, method="POST", route=CREATE)  # refused, never retried by the hook
-    dag_run = run(sync_dag(dataset_id, retries=1))
+    # Two creates answered 502 with the hook told not to repeat anything: a transient failure, the task's retry
+    # writes the two.
+    import json
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_DIFY_NO_REPEATS", json.dumps({**dify_emulator.connection_dict, "extra": {"max_retries": 0}})
+    )
+    dify_emulator.fail_next(count=2, status=502, method="POST", route=CREATE)
+    dag_run = run(sync_dag(dataset_id, retries=1, dify_conn_id="dify_no_repeats"))
     assert task_state(dag_run, "sync") == "success" and try_number(dag_run, "sync") == 2
     manifest = xcom_value(dag_run, "sync")
     assert manifest["counts"]["created"] == 2 and manifest["counts"]["unchanged"] == 28
     assert dify_emulator.count("POST", CREATE) == 32  # 30 + the 2 refused ones written by the retry
     assert document_names(dify_emulator, dataset_id) == sorted(f"product-{number}" for number in range(1, 31))
+
+
+def test_a_failure_no_retry_can_fix_fails_the_task_for_good(
+    dify_emulator: Any, dataset_id: str, warehouse: Path
+) -> None:
+    """Dify refused a record (400: validation): the rest are written, and the task fails without its retries
+    (a retry would send the refused record again)."""
+    dify_emulator.fail_next(count=1, status=400, method="POST", route=CREATE)
+    dag_run = run(sync_dag(dataset_id, retries=2))
+    assert task_state(dag_run, "sync") == "failed" and try_number(dag_run, "sync") == 1
+    manifest = xcom_value(dag_run, "sync", key="manifest")
+    [failure] = manifest["failed"]
+    assert failure["permanent"] is True and failure["operation"] == "create"
+    assert dify_emulator.count("POST", CREATE) == 30  # the refused one was sent once
+    assert len(dify_emulator.documents(dataset_id)) == 29
 
 
 def test_partial_failure_lists_the_failed_documents(dify_emulator: Any, dataset_id: str, warehouse: Path) -> None:
