@@ -45,8 +45,15 @@ from datetime import datetime
 
 from airflow.providers.common.compat.sdk import DAG, task
 
+from airflow_provider_dify.assets import knowledge_base_asset
 from airflow_provider_dify.operators.shards import merge_sync_manifests, shards
 from airflow_provider_dify.operators.sync import DifySyncDocumentsOperator
+
+# A consumer scheduled on the knowledge base registers its asset when the file is parsed, so the shards' first
+# asset events (four tasks finishing at once) do not race to create it (docs/assets.md, "Overlapping first events").
+with DAG("e2e_dify_celery_consumer", schedule=[knowledge_base_asset({dataset_id!r}, host={host!r})],
+         start_date=datetime(2026, 1, 1), catchup=False):
+    task(task_id="consume")(lambda: None)()
 
 with DAG({dag_id!r}, schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
     sync = DifySyncDocumentsOperator.partial(
@@ -102,7 +109,7 @@ def test_sharded_sync_on_two_celery_workers(tmp_path: Path, redis_url: str, emul
     dags = home / "dags"
     dags.mkdir(parents=True)
     (dags / f"{DAG_ID}.py").write_text(
-        DAG_FILE.format(dataset_id=dataset_id, dag_id=DAG_ID, records=RECORDS, shards=SHARDS)
+        DAG_FILE.format(dataset_id=dataset_id, dag_id=DAG_ID, records=RECORDS, shards=SHARDS, host=emulator.url)
     )
     modules = tmp_path / "modules"
     modules.mkdir()
