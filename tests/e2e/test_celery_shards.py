@@ -45,7 +45,7 @@ from datetime import datetime
 
 from airflow.providers.common.compat.sdk import DAG, task
 
-from airflow_provider_dify.assets import knowledge_base_asset
+from airflow_provider_dify.assets import knowledge_base_alias, knowledge_base_asset
 from airflow_provider_dify.operators.shards import merge_sync_manifests, shards
 from airflow_provider_dify.operators.sync import DifySyncDocumentsOperator
 
@@ -69,6 +69,15 @@ with DAG({dag_id!r}, schedule=None, start_date=datetime(2026, 1, 1), catchup=Fal
         retries=0,
     ).expand(shard=shards({shards}))
     task(task_id="summary")(merge_sync_manifests)(sync.output)
+
+    # Mapped operators are built only when they run, so their alias is not in the parsed DAG, and Airflow links an
+    # alias to an asset on the first event through it: four shards doing that at once race on SQLite's unique
+    # key (asset_alias_asset). One event through the alias before the shards makes the link.
+    @task(task_id="link_alias", outlets=[knowledge_base_alias()])
+    def link_alias(**context):
+        context["outlet_events"][knowledge_base_alias()].add(knowledge_base_asset({dataset_id!r}, host={host!r}))
+
+    link_alias() >> sync
 '''
 
 HOSTNAME_MODULE = '''
