@@ -102,12 +102,12 @@ class AirflowProcesses:
         assert result.returncode == 0, f"airflow {' '.join(args)} failed:\n{output[-4000:]}"
         return output
 
-    def start(self, name: str, *args: str) -> None:
+    def start(self, name: str, *args: str, extra_env: dict[str, str] | None = None) -> None:
         log_path = self.home / f"{name}.log"
         with open(log_path, "wb") as log_file:
             process = subprocess.Popen(
                 [self.airflow, *args],
-                env=self.env,
+                env={**self.env, **(extra_env or {})},
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 cwd=self.home,
