@@ -292,7 +292,9 @@ def test_a_knowledge_base_deleted_mid_run_fails_the_task_at_once(dify_fast_retri
     creates = [index for index, call in enumerate(calls) if call.path.endswith("/document/create-by-text")]
     assert len(creates) >= 5
     after = calls[creates[4] + 1 :]
-    assert len(after) <= 4 and all(call.status == 404 for call in after)
+    # Those already on their way: refused (404), or creates the server took before the delete landed.
+    assert len(after) <= 4 and any(call.status == 404 for call in after)
+    assert all(call.status == 404 or call.path.endswith("/document/create-by-text") for call in after)
 
 
 @pytest.mark.dify_emulator(ignore_paging=True)
