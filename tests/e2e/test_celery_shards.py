@@ -6,7 +6,7 @@ under the limit; the knowledge base ends with every record exactly once.
 
 Each worker reports its own hostname (``hostname_callable``, as two machines would), so the metadata DB shows
 which worker ran which shard. Everything started here (Redis, the Airflow processes) is stopped at the end.
-Uses the harness of :mod:`tests.e2e.test_real_airflow`.
+Uses the harness of :mod:`tests.e2e.harness`.
 """
 
 from __future__ import annotations
@@ -14,19 +14,23 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.test_backfill_overlap import _env
-from tests.e2e.test_real_airflow import AirflowProcesses, _airflow_version, _free_port, _query, _wait_until
+from tests.e2e.harness import (
+    AirflowDeployment,
+    assert_every_record_once,
+    asset_consumer_dag,
+    numbered_records_sync_arguments,
+    requires_airflow_3,
+)
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(_airflow_version() < (3,), reason="the end-to-end test runs a real Airflow 3"),
+    requires_airflow_3,
     pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server (`make redis-server`)"),
 ]
 
@@ -49,25 +53,11 @@ from airflow_provider_dify.assets import knowledge_base_alias, knowledge_base_as
 from airflow_provider_dify.operators.shards import merge_sync_manifests, shards
 from airflow_provider_dify.operators.sync import DifySyncDocumentsOperator
 
-# A consumer scheduled on the knowledge base registers its asset when the file is parsed, so the shards' first
-# asset events (four tasks finishing at once) do not race to create it (docs/assets.md, "Overlapping first events").
-with DAG("e2e_dify_celery_consumer", schedule=[knowledge_base_asset({dataset_id!r}, host={host!r})],
-         start_date=datetime(2026, 1, 1), catchup=False):
-    task(task_id="consume")(lambda: None)()
+{consumer_dag}
+SYNC_ARGUMENTS = {sync_arguments}
 
 with DAG({dag_id!r}, schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
-    sync = DifySyncDocumentsOperator.partial(
-        task_id="sync",
-        dataset_id={dataset_id!r},
-        records=[{{"id": number, "text": f"record {{number}}"}} for number in range({records})],
-        key_field="id",
-        text_template="{{{{ text }}}}",
-        name_prefix="rec-",
-        scope="e2e:celery",
-        delete_missing=True,
-        indexing_technique="economy",
-        retries=0,
-    ).expand(shard=shards({shards}))
+    sync = DifySyncDocumentsOperator.partial(task_id="sync", **SYNC_ARGUMENTS).expand(shard=shards({shards}))
     task(task_id="summary")(merge_sync_manifests)(sync.output)
 
     # Mapped operators are built only when they run, so their alias is not in the parsed DAG, and Airflow links an
@@ -114,18 +104,9 @@ def emulator() -> Iterator[Any]:
 
 def test_sharded_sync_on_two_celery_workers(tmp_path: Path, redis_url: str, emulator: Any) -> None:
     dataset_id = emulator.create_dataset("e2e-celery")["id"]
-    home = tmp_path / "airflow"
-    dags = home / "dags"
-    dags.mkdir(parents=True)
-    (dags / f"{DAG_ID}.py").write_text(
-        DAG_FILE.format(dataset_id=dataset_id, dag_id=DAG_ID, records=RECORDS, shards=SHARDS, host=emulator.url)
-    )
     modules = tmp_path / "modules"
     modules.mkdir()
     (modules / "e2e_worker_hostname.py").write_text(HOSTNAME_MODULE)
-    db_path = home / "airflow.db"
-    api_port = _free_port()
-    env = _env(home, dags, db_path, api_port, emulator)
     connection = {
         **emulator.connection_dict,
         "extra": {
@@ -134,81 +115,52 @@ def test_sharded_sync_on_two_celery_workers(tmp_path: Path, redis_url: str, emul
             "rate_limit_storage": f"{redis_url}/1",  # the broker is db 0, Celery's results db 2
         },
     }
-    env.update(
-        {
-            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-            "AIRFLOW__CELERY__BROKER_URL": f"{redis_url}/0",
-            "AIRFLOW__CELERY__RESULT_BACKEND": f"{redis_url}/2",
-            "AIRFLOW_CONN_DIFY_DEFAULT": json.dumps(connection),
-        }
-    )
-    processes = AirflowProcesses(home, env)
-    try:
-        processes.run("db", "migrate")
-        processes.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(api_port), "--workers", "1")
-        processes.start("dag-processor", "dag-processor")
-        processes.start("scheduler", "scheduler", "--skip-serve-logs")
+    env = {
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CELERY__BROKER_URL": f"{redis_url}/0",
+        "AIRFLOW__CELERY__RESULT_BACKEND": f"{redis_url}/2",
+        "AIRFLOW_CONN_DIFY_DEFAULT": json.dumps(connection),
+    }
+    with AirflowDeployment(tmp_path, parallelism=4, env=env) as deployment:
+        deployment.write_dag(
+            f"{DAG_ID}.py",
+            DAG_FILE.format(
+                dataset_id=dataset_id,
+                dag_id=DAG_ID,
+                shards=SHARDS,
+                host=emulator.url,
+                consumer_dag=asset_consumer_dag("e2e_dify_celery_consumer", dataset_id, emulator.url),
+                sync_arguments=numbered_records_sync_arguments(dataset_id, RECORDS, "e2e:celery"),
+            ),
+        )
+        deployment.cli("db", "migrate")
+        deployment.start("api-server", "dag-processor", "scheduler")
         for name in WORKERS:
-            processes.start(
+            deployment.start_celery_worker(
                 name,
-                "celery",
-                "worker",
-                "-H",
-                name,
-                "-c",
-                "2",
-                "--skip-serve-logs",
-                "--without-gossip",
-                "--without-mingle",
-                extra_env={
-                    "PYTHONPATH": os.pathsep.join(filter(None, (str(modules), env.get("PYTHONPATH")))),
+                env={
+                    "PYTHONPATH": os.pathsep.join(filter(None, (str(modules), deployment.env.get("PYTHONPATH")))),
                     "AIRFLOW__CORE__HOSTNAME_CALLABLE": "e2e_worker_hostname.hostname",
                     "E2E_WORKER_HOSTNAME": name,
                 },
             )
+        deployment.wait_for_api_server()
+        deployment.wait_for_celery_workers(WORKERS)
+        deployment.wait_for_dag(DAG_ID)
+        deployment.cli("dags", "trigger", DAG_ID)
 
-        def api_healthy() -> bool:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/api/v2/monitor/health", timeout=2) as answer:
-                    return answer.status == 200
-            except OSError:
-                return False
-
-        def workers_ready() -> bool:
-            return all(" ready." in (home / f"{name}.log").read_text(errors="replace") for name in WORKERS)
-
-        _wait_until(api_healthy, 120, "the api-server", processes)
-        _wait_until(workers_ready, 120, "both Celery workers", processes)
-        _wait_until(lambda: _query(db_path, "SELECT 1 FROM dag WHERE dag_id = ?", DAG_ID), 120, "the DAG", processes)
-        processes.run("dags", "trigger", DAG_ID)
-
-        def run_finished() -> str | None:
-            states = [str(state) for (state,) in _query(db_path, "SELECT state FROM dag_run WHERE dag_id = ?", DAG_ID)]
-            return states[0] if states and states[0] in ("success", "failed") else None
-
-        final = _wait_until(run_finished, 180, "the DAG run to finish", processes)
-        assert final == "success", f"the run ended {final}\n{processes.logs()}"
-        shard_rows = _query(
-            db_path,
-            "SELECT map_index, state, hostname FROM task_instance WHERE dag_id = ? AND task_id = 'sync'",
-            DAG_ID,
+        final = deployment.wait_until(lambda: deployment.finished_run_state(DAG_ID), 180, "the DAG run to finish")
+        assert final == "success", f"the run ended {final}\n{deployment.logs()}"
+        shard_rows = deployment.query(
+            "SELECT map_index, state, hostname FROM task_instance WHERE dag_id = ? AND task_id = 'sync'", DAG_ID
         )
         assert sorted(row[:2] for row in shard_rows) == [(index, "success") for index in range(SHARDS)]
         hostnames = {hostname for _, _, hostname in shard_rows}
         assert hostnames == set(WORKERS), f"the shards ran on {shard_rows}, not on both workers"
-        [(summary_value,)] = _query(
-            db_path, "SELECT value FROM xcom WHERE dag_id = ? AND task_id = 'summary' AND key = 'return_value'", DAG_ID
-        )
-        summary = json.loads(summary_value if isinstance(summary_value, str) else summary_value.decode())
-    finally:
-        processes.stop()
+        summary = deployment.return_value(DAG_ID, "summary")
     assert sorted(summary["shards"]) == [[index, SHARDS] for index in range(SHARDS)], summary
     assert (summary["counts"]["created"], summary["counts"]["failed"]) == (RECORDS, 0), summary
-    stored = emulator.documents(dataset_id)
-    names = sorted(doc["name"] for doc in stored)
-    assert names == sorted(f"rec-{number}" for number in range(RECORDS))  # every record exactly once
-    assert all(doc["text"] == f"record {doc['name'][4:]}" for doc in stored)
-    assert emulator.count("DELETE") == 0
+    assert_every_record_once(emulator, dataset_id, RECORDS)
     # The shards shared the workspace's window through Redis: (almost) no call was refused.
     writes = emulator.write_count()
     refused = emulator.count(status=403)
