@@ -16,6 +16,8 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).resolve().parents[1] / "example_dags")
 os.environ.setdefault("AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES_REGEXP", r"airflow_provider_dify\..*")
+# The machine-wide rate windows of this run live apart from any other run's (and from a bench's).
+os.environ["AIRFLOW_PROVIDER_DIFY_WINDOW_DIR"] = tempfile.mkdtemp(prefix="dify-rate-windows-")
 if version("apache-airflow").startswith("2."):
     # Airflow 2's unit-test config picks LocalExecutor, which refuses SQLite; dag.test() needs no executor.
     os.environ["AIRFLOW__CORE__EXECUTOR"] = "SequentialExecutor"
@@ -41,3 +43,4 @@ def _fresh_rate_budgets() -> None:
 
     budget._budgets.clear()
     budget._shared.clear()
+    budget._machine.clear()

@@ -21,14 +21,20 @@ window stay under its limit:
   call a 403). An accepted probe raises the limit by one and the next may follow at once (so the places a
   finished worker leaves are taken up within seconds); a refused one triples the pause before the next.
 
-:class:`SharedRateBudget` shares one sliding window between processes through a store of the ``limits``
-library (Redis, the usual Celery broker), for exact sharing.
+:class:`MachineRateWindow` shares one sliding window between the processes of one machine (the tasks of a
+LocalExecutor, the processes of a Celery worker) through a locked file: exact sharing with no infrastructure,
+on by default when the workspace's limit is known. :class:`SharedRateBudget` shares one sliding window between
+machines through a store of the ``limits`` library (Redis, the usual Celery broker), for exact sharing across
+hosts.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
+import os
+import tempfile
 import threading
 import time
 from collections import deque
@@ -270,8 +276,170 @@ def shared_window_seconds(window: float) -> int:
     return math.ceil(window + min(1.0, 0.05 * window))
 
 
+#: Environment variable naming the directory of the machine-wide windows (default: a private one in the temp dir).
+WINDOW_DIRECTORY_VARIABLE = "AIRFLOW_PROVIDER_DIFY_WINDOW_DIR"
+#: A call still marked in flight this long after the window it was admitted in is taken as lost (its process
+#: died mid-call), in seconds.
+STALE_IN_FLIGHT_SECONDS = 600.0
+
+
+def window_directory() -> str:
+    """The directory of the machine-wide windows: ``$AIRFLOW_PROVIDER_DIFY_WINDOW_DIR`` or a private temp one."""
+    configured = os.environ.get(WINDOW_DIRECTORY_VARIABLE)
+    if configured:
+        return configured
+    user = os.getuid() if hasattr(os, "getuid") else "user"
+    return os.path.join(tempfile.gettempdir(), f"airflow-provider-dify-{user}")
+
+
+class MachineRateWindow:
+    """
+    One sliding window of a workspace shared by every process of this machine, kept in a locked file.
+
+    The file lists the workspace's calls of the last window, each dated when its answer arrived (Dify counted it
+    before that, so a place reused one window later is free on the server too) or marked in flight. A call is
+    admitted while the file holds fewer than ``per_window`` of them; otherwise it waits until the oldest answered
+    one leaves the window. Calls of a process that died mid-call are dropped. Each process opens the file itself
+    (after a fork too), so ``flock`` keeps the processes apart; a lock keeps the threads of one process apart.
+
+    :param per_window: the workspace's limit.
+    :param key: the workspace's key (not secret; it names the file).
+    :param window: the server's window in seconds.
+    :param directory: where the file lives (default :func:`window_directory`).
+    :param clock: a clock shared by the processes of the machine (``time.monotonic`` is, on Linux and macOS).
+    """
+
+    def __init__(
+        self,
+        per_window: int,
+        key: str,
+        *,
+        window: float = DIFY_WINDOW_SECONDS,
+        directory: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        import fcntl  # noqa: F401 - POSIX only: fail here, where the caller falls back
+
+        self.per_window = per_window
+        self.window = window
+        directory = directory or window_directory()
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        self.path = os.path.join(directory, f"{key}.window")
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._file: Any = None
+        self._pid = -1
+
+    def acquire(self, sleep: Callable[[float], Any] = time.sleep) -> tuple[str, float]:
+        """Block until the machine's window has room for one call and take it; return its token and the wait."""
+        waited = 0.0
+        while True:
+            with self._locked() as entries:
+                now = self._clock()
+                live = self._live(entries, now)
+                if len(live) < self.per_window:
+                    token = f"{os.getpid()}-{next(_tokens)}"
+                    live.append((token, now, False))
+                    entries[:] = live
+                    return token, waited
+                entries[:] = live
+                answered = sorted(at for _, at, done in live if done)
+                needed = len(live) - self.per_window + 1
+                free_at = answered[needed - 1] + self.window if needed <= len(answered) else now
+            delay = max(IN_FLIGHT_POLL_SECONDS, free_at - now)
+            sleep(delay)
+            waited += delay
+
+    def release(self, token: str) -> None:
+        """Date the call ``token`` by its answer (now): it leaves the window one window from now."""
+        with self._locked() as entries:
+            now = self._clock()
+            entries[:] = [entry for entry in entries if entry[0] != token]
+            entries.append((token, now, True))
+
+    def _live(self, entries: list[tuple[str, float, bool]], now: float) -> list[tuple[str, float, bool]]:
+        live = []
+        for token, at, done in entries:
+            if done:
+                if now - at < self.window:
+                    live.append((token, at, done))
+            elif now - at < self.window + STALE_IN_FLIGHT_SECONDS and _process_alive(token.split("-", 1)[0]):
+                live.append((token, at, done))
+        return live
+
+    def _open(self) -> Any:
+        if self._file is None or self._pid != os.getpid():
+            descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._file = os.fdopen(descriptor, "r+", encoding="ascii")
+            self._pid = os.getpid()
+        return self._file
+
+    def _locked(self) -> _LockedEntries:
+        return _LockedEntries(self)
+
+
+class _LockedEntries:
+    """The entries of a machine window's file, read under an exclusive lock and written back on exit."""
+
+    def __init__(self, owner: MachineRateWindow) -> None:
+        self._owner = owner
+        self._entries: list[tuple[str, float, bool]] = []
+
+    def __enter__(self) -> list[tuple[str, float, bool]]:
+        import fcntl
+
+        self._owner._lock.acquire()
+        try:
+            handle = self._owner._open()
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            handle.seek(0)
+            for line in handle.read().splitlines():
+                try:
+                    token, at, state = line.split(" ")
+                    self._entries.append((token, float(at), state == "d"))
+                except ValueError:  # a line cut short by a process killed while writing
+                    continue
+        except BaseException:
+            self._release()
+            raise
+        return self._entries
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            handle = self._owner._file
+            handle.seek(0)
+            handle.truncate()
+            handle.write("".join(f"{token} {at!r} {'d' if done else 'f'}\n" for token, at, done in self._entries))
+            handle.flush()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        import fcntl
+
+        try:
+            if self._owner._file is not None:
+                fcntl.flock(self._owner._file, fcntl.LOCK_UN)
+        finally:
+            self._owner._lock.release()
+
+
+_tokens = itertools.count(1)
+
+
+def _process_alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 _budgets: dict[tuple[str, int | None, float], RateBudget] = {}
 _shared: dict[tuple[str, str, int, float], SharedRateBudget] = {}
+_machine: dict[tuple[str, str, int, float], MachineRateWindow] = {}
 _budgets_lock = threading.Lock()
 
 
@@ -293,3 +461,19 @@ def shared_budget(storage_uri: str, per_window: int, key: str, window: float = D
                 storage_uri, per_window, key, window=window
             )
         return budget
+
+
+def machine_window(per_window: int, key: str, window: float = DIFY_WINDOW_SECONDS) -> MachineRateWindow | None:
+    """The process's client of this machine's window of one workspace; ``None`` where files cannot be locked."""
+    directory = window_directory()
+    with _budgets_lock:
+        found = _machine.get((directory, key, per_window, window))
+        if found is None:
+            try:
+                found = _machine[(directory, key, per_window, window)] = MachineRateWindow(
+                    per_window, key, window=window, directory=directory
+                )
+            except (ImportError, OSError) as error:
+                log.warning("No machine-wide rate window (%s); this process keeps its own budget only", error)
+                return None
+        return found

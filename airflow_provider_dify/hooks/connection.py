@@ -31,7 +31,11 @@ CONNECTION_EXTRAS: dict[str, str] = {
     "rate_limit_wait": "Seconds to wait after a 429 without Retry-After (default 60; Dify's 403 waits for its window).",
     "requests_per_minute": "The workspace's knowledge rate limit per window (Dify Cloud: 10/100/1000 a minute).",
     "rate_limit_window": "Seconds of the rate limit's sliding window (default 60, Dify's).",
-    "rate_limit_storage": "A 'limits' storage URI shared by all workers for exact sharing, e.g. redis://host:6379/0.",
+    "rate_limit_storage": (
+        "Where the workspace's rate window is shared: 'machine' (default: the processes of this machine, through a"
+        " lock file), 'process' (none: each process learns its share from 403s), or a 'limits' storage URI shared"
+        " by all workers, e.g. redis://host:6379/0."
+    ),
     "console_url": "Dify console URL for the task links (default: derived from the API URL).",
     "upload_max_mb": "The server's upload limit in MB (UPLOAD_FILE_SIZE_LIMIT; default 15, Dify's).",
     "upload_extensions": "File extensions the server accepts, comma-separated (default: Dify's default ETL's).",
@@ -88,8 +92,9 @@ class DifyConnectionSettings:
     :param requests_per_minute: the workspace's rate limit per window, ``None`` when unknown (then it is learnt
         from Dify's 403s; see :mod:`airflow_provider_dify.hooks.budget`).
     :param rate_limit_window: seconds of the rate limit's sliding window.
-    :param rate_limit_storage: a ``limits`` storage URI shared by all workers, ``None`` for none (never shown:
-        it may hold a password).
+    :param rate_limit_storage: where the workspace's window is shared: ``"machine"`` (the processes of this
+        machine, the default when ``requests_per_minute`` is set), ``"process"`` (no sharing), a ``limits``
+        storage URI shared by all workers (never shown: it may hold a password), or ``None`` without a limit.
     :param console_url: the console URL for task links.
     """
 
@@ -272,14 +277,21 @@ def _extensions(value: Any, conn_id: str) -> tuple[str, ...]:
     return extensions
 
 
+#: ``rate_limit_storage`` values that are not storage URIs.
+MACHINE_STORAGE = "machine"
+PROCESS_STORAGE = "process"
+
+
 def _storage_uri(value: Any, requests_per_minute: int | None, conn_id: str) -> str | None:
     if value is None:
-        return None
+        return MACHINE_STORAGE if requests_per_minute is not None else None
     uri = str(value).strip()
-    if "://" not in uri:
+    if uri == PROCESS_STORAGE or (uri == MACHINE_STORAGE and requests_per_minute is not None):
+        return uri if requests_per_minute is not None else None
+    if uri not in (MACHINE_STORAGE, PROCESS_STORAGE) and "://" not in uri:
         raise ValueError(
-            f"Connection {conn_id!r}: extra 'rate_limit_storage' must be a storage URI of the 'limits' library,"
-            " e.g. redis://redis-host:6379/0."
+            f"Connection {conn_id!r}: extra 'rate_limit_storage' must be 'machine', 'process' or a storage URI of"
+            " the 'limits' library, e.g. redis://redis-host:6379/0."
         )
     if requests_per_minute is None:
         raise ValueError(

@@ -21,11 +21,20 @@ from airflow_provider_dify.exceptions import (
     DifyUnsupportedEndpointError,
 )
 from airflow_provider_dify.hooks import operations as ops
-from airflow_provider_dify.hooks.budget import RateBudget, SharedRateBudget, shared_budget, workspace_budget
+from airflow_provider_dify.hooks.budget import (
+    MachineRateWindow,
+    RateBudget,
+    SharedRateBudget,
+    machine_window,
+    shared_budget,
+    workspace_budget,
+)
 from airflow_provider_dify.hooks.connection import (
     CONN_TYPE,
     CONNECTION_EXTRAS,
     DEFAULT_CONN_ID,
+    MACHINE_STORAGE,
+    PROCESS_STORAGE,
     DifyConnectionSettings,
 )
 from airflow_provider_dify.hooks.operations import MAX_PAGE_SIZE, ApiRequest, FileUpload
@@ -159,10 +168,13 @@ class DifyHook(BaseHook):
         return workspace_budget(settings.workspace_key, settings.requests_per_minute, settings.rate_limit_window)
 
     @cached_property
-    def _shared_budget(self) -> SharedRateBudget | None:
+    def _shared_budget(self) -> SharedRateBudget | MachineRateWindow | None:
         settings = self.settings
-        if settings.rate_limit_storage is None or settings.requests_per_minute is None:
+        storage = settings.rate_limit_storage
+        if storage is None or storage == PROCESS_STORAGE or settings.requests_per_minute is None:
             return None
+        if storage == MACHINE_STORAGE:
+            return machine_window(settings.requests_per_minute, settings.workspace_key, settings.rate_limit_window)
         from airflow.providers.common.compat.sdk import mask_secret
 
         mask_secret(settings.rate_limit_storage)
@@ -282,9 +294,14 @@ class DifyHook(BaseHook):
         budget = self.rate_budget
         slot, waited = budget.acquire(self.sleep)
         refused = False
+        shared = self._shared_budget
+        token: str | None = None
         try:
-            if self._shared_budget is not None:
-                waited += self._shared_budget.acquire(self.sleep)
+            if isinstance(shared, MachineRateWindow):
+                token, machine_waited = shared.acquire(self.sleep)
+                waited += machine_waited
+            elif shared is not None:
+                waited += shared.acquire(self.sleep)
             if waited:
                 log.info("Waited %.1f s for a place in Dify's rate-limit window", waited)
             return self._send_now(request)
@@ -292,6 +309,8 @@ class DifyHook(BaseHook):
             refused = error.status == 403
             raise
         finally:
+            if token is not None and isinstance(shared, MachineRateWindow):
+                shared.release(token)
             budget.release(slot, refused=refused)
 
     def _send_now(self, request: ApiRequest) -> Any:

@@ -119,7 +119,8 @@ def test_one_budget_per_workspace_limit_and_window() -> None:
 def test_the_hook_spends_the_budget_only_on_rate_limited_routes(
     monkeypatch: pytest.MonkeyPatch, requests_mock: Any
 ) -> None:
-    set_dify_connection(monkeypatch, extra={"requests_per_minute": 2})
+    # This process's own budget alone (the machine's window is tested in test_machine_window.py).
+    set_dify_connection(monkeypatch, extra={"requests_per_minute": 2, "rate_limit_storage": "process"})
     hook = DifyHook()
     hook.sleep = (sleeps := []).append
     requests_mock.get(f"{BASE_URL}/datasets/{DATASET_ID}", json={"id": DATASET_ID})
