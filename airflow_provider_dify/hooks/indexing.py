@@ -299,7 +299,8 @@ def read_snapshot(progress: Mapping[str, Any] | None) -> dict[str, Any]:
             signature = info.get("signature") if isinstance(info, Mapping) else None
             if isinstance(doc_id, str) and isinstance(signature, list) and len(signature) == 3:
                 status, done, total = signature
-                keys.append((doc_id, _progress_key(_signature_entry(status, done, total))))
+                key = _progress_key({"indexing_status": status, "completed_segments": done, "total_segments": total})
+                keys.append((doc_id, key))
         snapshot["documents"] = len(keys)
         snapshot["completed"] = sum(1 for _, key in keys if key == COMPLETED)
         snapshot["digest"] = progress_digest(keys) if keys else None
@@ -318,10 +319,6 @@ def read_snapshot(progress: Mapping[str, Any] | None) -> dict[str, Any]:
         followed = _id_list(progress.get("followed"))
         snapshot["followed"] = followed[:FOLLOWED_DOCUMENT_LIMIT] if followed else None
     return snapshot
-
-
-def _signature_entry(status: Any, done: Any, total: Any) -> dict[str, Any]:
-    return {"indexing_status": status, "completed_segments": done, "total_segments": total}
 
 
 def known_document_ids(progress: Mapping[str, Any] | None) -> list[str]:
@@ -466,7 +463,7 @@ def plan_poll(
     :return: the :class:`PollReading`.
     """
     snapshot = read_snapshot(progress)
-    wanted = list(dict.fromkeys([*(document_ids or []), *(snapshot["followed"] or [])]))
+    wanted = list(dict.fromkeys([*(document_ids or []), *known_document_ids(snapshot)]))
     first_answer = snapshot["documents"] == 0
     batch_missing = snapshot["batch_missing"]
     found: dict[str, DocumentResult] = {}
