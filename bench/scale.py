@@ -58,6 +58,25 @@ async def _poll_with_heartbeat(dataset_id: str, ids: list[str]) -> tuple[Any, fl
     return outcome, took, longest, in_poll
 
 
+def batch_poll_seconds(count: int) -> float:
+    """Planning and judging one poll of a batch listing ``count`` documents, all waited on by id (no HTTP)."""
+    import uuid
+
+    from airflow_provider_dify.hooks.indexing import check_indexing
+
+    ids = [str(uuid.uuid4()) for _ in range(count)]
+    entry = {"indexing_status": "indexing", "completed_segments": 0, "total_segments": 3}
+    answer = {"data": [{"id": one, **entry} for one in ids]}
+
+    class OneBatch:
+        def send(self, request: Any) -> Any:
+            return answer
+
+    started = time.perf_counter()
+    check_indexing(OneBatch(), str(uuid.uuid4()), batch="20261201000000000000", document_ids=ids, now=0.0)
+    return time.perf_counter() - started
+
+
 def one_size(count: int) -> dict[str, float]:
     """Queue ``count`` documents that stay indexing; measure one poll of them."""
     from airflow_provider_dify.hooks.indexing import indexing_event, timeout_message
@@ -90,6 +109,7 @@ def one_size(count: int) -> dict[str, float]:
             "poll_seconds": took,
             "blocked_seconds": blocked,
             "blocked_in_poll_seconds": blocked_in_poll,
+            "batch_poll_seconds": batch_poll_seconds(count),
         }
 
 
@@ -118,6 +138,7 @@ def waiting(sizes: Sizes) -> SectionResult:
             fmt_ms(f["poll_seconds"]),
             fmt_ms(f["blocked_seconds"]),
             fmt_ms(f["blocked_in_poll_seconds"]),
+            fmt_ms(f["batch_poll_seconds"]),
         ]
         for f in measured
     ]
@@ -137,6 +158,7 @@ def waiting(sizes: Sizes) -> SectionResult:
             "poll took",
             "longest loop block",
             "longest loop block in the poll",
+            "one batch poll, no HTTP",
         ],
         rows=rows,
         figures=figures,
@@ -159,6 +181,9 @@ def waiting(sizes: Sizes) -> SectionResult:
             " (90-100 ms here) whatever the poll does. Measured before the snapshot was bounded (one entry per"
             " document, without that collection): snapshot 1,138 B vs 1,050,118 B, poll 22.6 ms vs 341 ms,"
             " longest loop block 28.8 ms vs 94.5 ms.",
+            "One batch poll, no HTTP: planning and judging a poll whose batch lists every document waited on by"
+            " id (a scripted answer, as one batch of a pipeline run would give): in the trigger the planning runs"
+            " on the event loop. Before the batch's ids were matched against a set, 10,000 took about 400 ms.",
         ],
         summary=(
             f"event {fmt_count(small['event_bytes'])} B at {fmt_count(small['documents'])} documents, "

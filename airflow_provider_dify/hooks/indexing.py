@@ -481,10 +481,11 @@ def plan_poll(
                 raise DifyIndexingError(
                     f"The indexing status of batch {batch!r} has no 'data' list: {str(answer)[:200]!r}."
                 )
+            limited_to = set(document_ids or ())  # a set: a batch of 10,000 is not 10,000 scans of a list
             for item in data:
                 if isinstance(item, Mapping) and item.get("id"):
                     entry = status_entry(item)
-                    if not document_ids or entry["id"] in document_ids:
+                    if not limited_to or entry["id"] in limited_to:
                         found[entry["id"]] = entry
             if not found and not wanted:
                 raise DifyIndexingError(
