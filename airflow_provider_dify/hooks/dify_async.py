@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: Response bodies above this size are decoded in a thread, off the event loop (a page of 100 documents is
+#: well below it; the indexing status of a batch of thousands of documents is above).
+LARGE_BODY_BYTES = 256 * 1024
+
 
 class DifyAsyncHook(BaseHook):
     """
@@ -76,7 +80,9 @@ class DifyAsyncHook(BaseHook):
 
         settings = await self.get_settings()
         connect, read = settings.timeout
-        self._client = httpx.AsyncClient(
+        # Building the client loads the CA bundle (tens of milliseconds): not on the triggerer's event loop.
+        self._client = await asyncio.to_thread(
+            httpx.AsyncClient,
             base_url=settings.base_url,
             headers={
                 "Authorization": f"Bearer {settings.api_key}",
@@ -130,6 +136,11 @@ class DifyAsyncHook(BaseHook):
         except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, ValueError, UnicodeError) as error:
             # Anything else httpx raises is refused before sending; its text may quote a header.
             raise connection_error(request, error, maybe_delivered=False, secret=key) from None
+        if len(response.content) > LARGE_BODY_BYTES:
+            # Decoding megabytes of JSON (a batch of thousands of documents) takes milliseconds: not on the loop.
+            return await asyncio.to_thread(
+                read_response, request, response.status_code, response.headers, response.content
+            )
         return read_response(request, response.status_code, response.headers, response.content)
 
     def _log_retry(self, state: Any) -> None:

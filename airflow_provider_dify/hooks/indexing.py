@@ -5,12 +5,14 @@ Three layers, each written once:
 * :func:`plan_poll` describes one poll as a generator of request descriptions. It asks for the batch's
   indexing status and, for the documents the batch does not list (or all of them once the batch answers 404,
   which Dify does after a same-name upsert moved the document to a new batch), for the documents themselves:
-  one by one up to :data:`DOCUMENT_LIST_THRESHOLD`, from the paged document list above it, never again once
-  an earlier poll saw them ``completed``. It holds no I/O: :func:`check_indexing` sends its requests with
-  :class:`~.dify.DifyHook`, :func:`acheck_indexing` with :class:`~.dify_async.DifyAsyncHook`.
+  one by one up to :data:`DOCUMENT_LIST_THRESHOLD`, from the paged document list above it, not again once
+  an earlier poll saw them ``completed`` until all are (then once, for their whole results). It holds no I/O:
+  :func:`check_indexing` sends its requests with :class:`~.dify.DifyHook`, :func:`acheck_indexing` with
+  :class:`~.dify_async.DifyAsyncHook`.
 * :func:`evaluate_poll` is pure: status entries + the previous progress snapshot + the time -> running,
-  success, error or stalled, with per-document results and the next snapshot (plain JSON, so a trigger can
-  carry it through serialization; it keeps the results of completed documents).
+  success, error or stalled, with per-document results and the next snapshot (plain JSON of bounded size, so a
+  deferral or the task state store can carry it: counts, a digest of the documents' progress, when it last
+  moved, one bit per document for those completed; see :func:`read_snapshot`).
 * :func:`record_failed_poll` decides whether a poll that failed even after the hook's retries ends the wait:
   only :data:`MAX_CONSECUTIVE_FAILED_POLLS` transient failures in a row do.
 
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -191,6 +193,155 @@ def deleted_entry(document_id: str, name: str | None = None) -> DocumentResult:
     }
 
 
+# -- the progress snapshot ---------------------------------------------------------------------------------------
+
+#: The shape of the snapshot :func:`evaluate_poll` writes. Earlier versions kept one entry per document (with
+#: the results of the completed ones); :func:`read_snapshot` still reads them.
+SNAPSHOT_VERSION = 2
+#: Documents of a batch a wait without ``document_ids`` remembers, so that it can follow them once the batch
+#: answers 404 (after a same-name upsert). Above it, such a wait asks for ``document_ids``.
+FOLLOWED_DOCUMENT_LIMIT = 100
+
+
+def _progress_key(entry: Mapping[str, Any]) -> str:
+    """What counts as a document's progress: its status and chunk counts, just ``completed`` once completed."""
+    status = entry.get("indexing_status")
+    if status == COMPLETED:
+        return COMPLETED
+    return f"{status}/{entry.get('completed_segments')}/{entry.get('total_segments')}"
+
+
+def progress_digest(keys: Iterable[tuple[str, str]]) -> str:
+    """A digest of ``(document id, progress key)`` pairs, whatever their order: equal digests mean nothing moved."""
+    import hashlib
+
+    digest = hashlib.blake2b(digest_size=16)
+    for doc_id, key in sorted(keys):
+        digest.update(f"{doc_id}\t{key}\n".encode())
+    return digest.hexdigest()
+
+
+def _pack_flags(flags: Sequence[bool]) -> str | None:
+    """One bit a document, compressed, as ASCII (``None`` when no flag is set)."""
+    if not any(flags):
+        return None
+    import base64
+    import zlib
+
+    bits = bytearray((len(flags) + 7) // 8)
+    for index, flag in enumerate(flags):
+        if flag:
+            bits[index >> 3] |= 1 << (index & 7)
+    return base64.b64encode(zlib.compress(bytes(bits), 9)).decode("ascii")
+
+
+def _unpack_flags(packed: Any, count: int) -> list[bool]:
+    """The first ``count`` flags of :func:`_pack_flags`'s text; all unset when it is missing or unreadable."""
+    if not isinstance(packed, str) or not packed:
+        return [False] * count
+    import base64
+    import binascii
+    import zlib
+
+    try:
+        bits = zlib.decompress(base64.b64decode(packed, validate=True))
+    except (ValueError, binascii.Error, zlib.error):
+        return [False] * count
+    return [index >> 3 < len(bits) and bool(bits[index >> 3] >> (index & 7) & 1) for index in range(count)]
+
+
+def _id_list(value: Any) -> list[str] | None:
+    if isinstance(value, list) and all(isinstance(item, str) and item for item in value):
+        return value
+    return None
+
+
+def read_snapshot(progress: Mapping[str, Any] | None) -> dict[str, Any]:
+    """
+    The progress snapshot of a wait in the current shape, from what an earlier poll (of any version) returned.
+
+    The snapshot holds no per-document entry, so its size does not grow with the number of documents:
+
+    * ``documents``, ``completed``: how many documents the last poll that answered judged, and how many of
+      them were completed (``0`` before any poll answered);
+    * ``digest``: :func:`progress_digest` of every document's status and chunk counts; ``moved_at``: when it
+      last changed (stall detection needs only these two);
+    * ``settled``: one bit per document in the order of the poll's documents (``document_ids`` first), set for
+      those completed, compressed: later polls do not read them again until all are completed, when their
+      results are read once;
+    * ``followed``: without ``document_ids``, the ids of the batch's documents (at most
+      :data:`FOLLOWED_DOCUMENT_LIMIT`), to follow once the batch answers 404;
+    * ``batch_missing``, ``failed_polls``, ``document_list_pages``.
+
+    A snapshot of the previous version (``documents`` was a mapping of per-document entries, written by a
+    running deferral or reschedule before an upgrade) keeps its ``moved_at`` and progress digest, so that stall
+    detection carries over; the results it kept are read again at the end. Anything else starts afresh.
+    """
+    progress = progress if isinstance(progress, Mapping) else {}
+    moved_at = _as_number(progress.get("moved_at"))
+    pages = _as_int(progress.get("document_list_pages"))
+    snapshot: dict[str, Any] = {
+        "version": SNAPSHOT_VERSION,
+        "documents": 0,
+        "completed": 0,
+        "digest": None,
+        "moved_at": moved_at,
+        "settled": None,
+        "followed": None,
+        "batch_missing": progress.get("batch_missing") is True,
+        "failed_polls": max(_as_int(progress.get("failed_polls")) or 0, 0),
+        "document_list_pages": pages if pages is not None and pages > 0 else None,
+    }
+    documents = progress.get("documents")
+    if isinstance(documents, Mapping):  # the previous version: one entry per document
+        keys = []
+        for doc_id, info in documents.items():
+            signature = info.get("signature") if isinstance(info, Mapping) else None
+            if isinstance(doc_id, str) and isinstance(signature, list) and len(signature) == 3:
+                status, done, total = signature
+                key = _progress_key({"indexing_status": status, "completed_segments": done, "total_segments": total})
+                keys.append((doc_id, key))
+        snapshot["documents"] = len(keys)
+        snapshot["completed"] = sum(1 for _, key in keys if key == COMPLETED)
+        snapshot["digest"] = progress_digest(keys) if keys else None
+        if len(keys) <= FOLLOWED_DOCUMENT_LIMIT:
+            snapshot["followed"] = [doc_id for doc_id, _ in keys] or None
+        return snapshot
+    if progress.get("version") != SNAPSHOT_VERSION:
+        return snapshot
+    count = _as_int(documents)
+    digest = progress.get("digest")
+    if count is not None and count > 0 and isinstance(digest, str):
+        snapshot["documents"] = count
+        snapshot["completed"] = min(max(_as_int(progress.get("completed")) or 0, 0), count)
+        snapshot["digest"] = digest
+        snapshot["settled"] = progress.get("settled") if isinstance(progress.get("settled"), str) else None
+        followed = _id_list(progress.get("followed"))
+        snapshot["followed"] = followed[:FOLLOWED_DOCUMENT_LIMIT] if followed else None
+    return snapshot
+
+
+def known_document_ids(progress: Mapping[str, Any] | None) -> list[str]:
+    """The ids of the batch's documents a wait without ``document_ids`` follows (see :func:`read_snapshot`)."""
+    return list(read_snapshot(progress)["followed"] or [])
+
+
+def settled_document_ids(progress: Mapping[str, Any] | None, document_ids: Sequence[str]) -> set[str]:
+    """
+    Those of ``document_ids`` (the wait's documents, in the order of its polls) an earlier poll saw ``completed``.
+
+    :func:`plan_poll` does not read them again until every document is completed.
+    """
+    snapshot = read_snapshot(progress)
+    flags = _unpack_flags(snapshot["settled"], len(document_ids))
+    return {doc_id for doc_id, flag in zip(document_ids, flags, strict=True) if flag}
+
+
+def settled_entry(document_id: str) -> DocumentResult:
+    """The result of a document an earlier poll saw completed, until its full result is read again."""
+    return {**dict.fromkeys(RESULT_KEYS), "id": document_id, "indexing_status": COMPLETED}
+
+
 # -- one poll, as requests to send -------------------------------------------------------------------------------
 
 
@@ -202,33 +353,13 @@ class PollReading:
     :param entries: one document result per document waited on, in a stable order.
     :param batch_missing: ``True`` once the batch answered 404 (later polls read the documents themselves).
     :param document_list_pages: pages of the document list this poll read, ``None`` when it read none.
+    :param follow_documents: the wait has no ``document_ids``: the snapshot remembers the batch's documents.
     """
 
     entries: list[DocumentResult]
     batch_missing: bool
     document_list_pages: int | None = None
-
-
-def known_document_ids(progress: Mapping[str, Any] | None) -> list[str]:
-    """The ids of the documents seen by earlier polls of a wait, in the order first seen."""
-    if not progress:
-        return []
-    return list((progress.get("documents") or {}).keys())
-
-
-def settled_results(progress: Mapping[str, Any] | None) -> dict[str, DocumentResult]:
-    """
-    The results of the documents that earlier polls of a wait saw ``completed``, by id.
-
-    :func:`plan_poll` does not read these documents again: a document's indexing, once completed, is done
-    for the wait.
-    """
-    settled: dict[str, DocumentResult] = {}
-    for doc_id, info in ((progress or {}).get("documents") or {}).items():
-        result = info.get("result") if isinstance(info, Mapping) else None
-        if isinstance(result, Mapping) and result.get("indexing_status") == COMPLETED:
-            settled[doc_id] = {**dict.fromkeys(RESULT_KEYS), **result, "id": doc_id, "name": info.get("name")}
-    return settled
+    follow_documents: bool = False
 
 
 def _is_missing_dataset(error: DifyNotFoundError) -> bool:
@@ -243,8 +374,8 @@ def reads_document_list(count: int, progress: Mapping[str, Any] | None) -> bool:
     The list costs the pages an earlier poll of the wait needed to find its documents, or, before any poll
     listed, is assumed worth it above :data:`DOCUMENT_LIST_THRESHOLD` documents.
     """
-    pages = _as_int((progress or {}).get("document_list_pages"))
-    return count > (pages if pages is not None and pages > 0 else DOCUMENT_LIST_THRESHOLD)
+    pages = read_snapshot(progress)["document_list_pages"]
+    return count > (pages if pages is not None else DOCUMENT_LIST_THRESHOLD)
 
 
 def _read_document_list(
@@ -280,6 +411,28 @@ def _read_document_list(
     return found, page
 
 
+def _read_document(dataset_id: str, doc_id: str, *, seen: bool) -> Generator[ApiRequest, Any, DocumentResult]:
+    """Read one document's detail; 404 means deleted (``seen``: an earlier answer showed it, else never seen)."""
+    try:
+        detail = yield ops.get_document(dataset_id, doc_id, metadata="without")
+    except DifyNotFoundError as error:
+        if _is_missing_dataset(error):
+            raise
+        entry = deleted_entry(doc_id)
+        if not seen:
+            entry["error"] = NEVER_SEEN
+        return entry
+    if not isinstance(detail, Mapping):
+        raise DifyIndexingError(f"Document {doc_id} answered an unexpected body: {str(detail)[:200]!r}.")
+    entry = document_entry(detail)
+    entry["id"] = entry["id"] or doc_id
+    return entry
+
+
+def _is_done(entry: Mapping[str, Any]) -> bool:
+    return entry.get("indexing_status") == COMPLETED and not document_problem(entry)
+
+
 def plan_poll(
     dataset_id: str,
     *,
@@ -291,24 +444,28 @@ def plan_poll(
     Describe one poll: yield the requests to send, receive each decoded answer (or the error, thrown in).
 
     With a batch, the batch's indexing status is read (one request, whatever the number of documents).
-    Documents waited on that the batch does not list (``document_ids``, and the documents seen in earlier polls
-    of the same wait), or all of them once the batch answered 404 (which Dify does after a same-name upsert gave
-    the documents a new batch), are read from Dify, except those an earlier poll saw ``completed``: their
-    result is kept in ``progress``. Up to :data:`DOCUMENT_LIST_THRESHOLD` documents are read one by one; more
-    are looked up in the paged document list (100 a page), and only those the list did not show, or showed
-    ``completed`` (for their chunk counts and indexing time, which the list lacks), are then read one by one.
-    A document that answers 404 was deleted. Drive it with :func:`check_indexing` (sync) or
+    Documents waited on that the batch does not list (``document_ids``, or the batch's documents an earlier poll
+    saw), or all of them once the batch answered 404 (which Dify does after a same-name upsert gave the
+    documents a new batch), are read from Dify, except those an earlier poll saw ``completed`` (the snapshot's
+    ``settled`` flags). Up to :data:`DOCUMENT_LIST_THRESHOLD` documents are read one by one; more are looked up
+    in the paged document list (100 a page), and those the list did not show are then read one by one. A
+    document that answers 404 was deleted.
+
+    Once every document is completed, the poll reads by itself each one whose result lacks what only its
+    detail says (chunk counts, indexing time): those completed in earlier polls and those the list showed, so
+    that the results of a successful poll are whole. Drive it with :func:`check_indexing` (sync) or
     :func:`acheck_indexing` (async).
 
     :param dataset_id: the knowledge base.
     :param batch: the batch id of a create or update call, if known.
     :param document_ids: the documents to wait for; with a batch, limits the wait to these documents.
-    :param progress: the snapshot of the previous poll of this wait (see :func:`evaluate_poll`).
+    :param progress: the snapshot of the previous poll of this wait (see :func:`read_snapshot`).
     :return: the :class:`PollReading`.
     """
-    wanted = list(dict.fromkeys([*(document_ids or []), *known_document_ids(progress)]))
-    names = {doc_id: info.get("name") for doc_id, info in ((progress or {}).get("documents") or {}).items()}
-    batch_missing = bool((progress or {}).get("batch_missing"))
+    snapshot = read_snapshot(progress)
+    wanted = list(dict.fromkeys([*(document_ids or []), *known_document_ids(snapshot)]))
+    first_answer = snapshot["documents"] == 0
+    batch_missing = snapshot["batch_missing"]
     found: dict[str, DocumentResult] = {}
     if batch and not batch_missing:
         try:
@@ -324,10 +481,11 @@ def plan_poll(
                 raise DifyIndexingError(
                     f"The indexing status of batch {batch!r} has no 'data' list: {str(answer)[:200]!r}."
                 )
+            limited_to = set(document_ids or ())  # a set: a batch of 10,000 is not 10,000 scans of a list
             for item in data:
                 if isinstance(item, Mapping) and item.get("id"):
                     entry = status_entry(item)
-                    if not document_ids or entry["id"] in document_ids:
+                    if not limited_to or entry["id"] in limited_to:
                         found[entry["id"]] = entry
             if not found and not wanted:
                 raise DifyIndexingError(
@@ -339,49 +497,43 @@ def plan_poll(
         raise DifyIndexingError(
             f"Batch {batch!r} of knowledge base {dataset_id} answers 404 'Documents not found.' and no document"
             " id is known to follow instead: the batch id is wrong, or a later upsert of a same-name document"
-            " gave it a new batch. Pass document_ids (the 'document_ids' of the create/update operator's"
-            " result) to wait on the documents themselves."
+            " gave it a new batch (a wait without document_ids follows at most"
+            f" {FOLLOWED_DOCUMENT_LIMIT} documents of its batch). Pass document_ids (the 'document_ids' of the"
+            " create/update operator's result) to wait on the documents themselves."
         )
-    settled = settled_results(progress)
+    settled = settled_document_ids(snapshot, wanted)
+    # Results that lack what only a document's detail says: read them once all documents are completed.
+    partial: set[str] = set()
     to_read = []
     for doc_id in wanted:
         if doc_id in found:
             continue
         if doc_id in settled:
-            found[doc_id] = settled[doc_id]
+            found[doc_id] = settled_entry(doc_id)
+            partial.add(doc_id)
         else:
             to_read.append(doc_id)
     list_pages: int | None = None
-    if reads_document_list(len(to_read), progress):
+    if reads_document_list(len(to_read), snapshot):
         listed, list_pages = yield from _read_document_list(dataset_id, to_read)
         for doc_id, entry in listed.items():
-            # The list has neither chunk counts nor the indexing time: a document it shows completed is read
-            # once by itself below, for a result as complete as before; later polls keep that result.
-            if entry["indexing_status"] != COMPLETED or document_problem(entry):
-                found[doc_id] = entry
+            found[doc_id] = entry  # the list has neither chunk counts nor the indexing time
+            if _is_done(entry):
+                partial.add(doc_id)
     for doc_id in to_read:
-        if doc_id in found:
-            continue
-        try:
-            detail = yield ops.get_document(dataset_id, doc_id, metadata="without")
-        except DifyNotFoundError as error:
-            if _is_missing_dataset(error):
-                raise
-            found[doc_id] = deleted_entry(doc_id, names.get(doc_id))
-            if doc_id not in names:
-                found[doc_id]["error"] = NEVER_SEEN
-        else:
-            if not isinstance(detail, Mapping):
-                raise DifyIndexingError(f"Document {doc_id} answered an unexpected body: {str(detail)[:200]!r}.")
-            entry = document_entry(detail)
-            entry["id"] = entry["id"] or doc_id
-            found[doc_id] = entry
+        if doc_id not in found:
+            found[doc_id] = yield from _read_document(dataset_id, doc_id, seen=not first_answer)
+    if partial and all(_is_done(entry) for entry in found.values()):
+        for doc_id in [doc_id for doc_id in wanted if doc_id in partial]:
+            found[doc_id] = yield from _read_document(dataset_id, doc_id, seen=True)
     order = list(dict.fromkeys([*wanted, *found]))
     entries = [found[doc_id] for doc_id in order if doc_id in found]
-    for entry in entries:
-        if entry["name"] is None:
-            entry["name"] = names.get(entry["id"])
-    return PollReading(entries=entries, batch_missing=batch_missing, document_list_pages=list_pages)
+    return PollReading(
+        entries=entries,
+        batch_missing=batch_missing,
+        document_list_pages=list_pages,
+        follow_documents=not document_ids,
+    )
 
 
 def _advance(plan: Generator[ApiRequest, Any, PollReading], answer: Any, error: BaseException | None) -> Any:
@@ -403,11 +555,16 @@ def _progress_text(entry: Mapping[str, Any]) -> str:
     return f"{_label(entry)}: {entry.get('indexing_status')}{chunks}"
 
 
-def _named(texts: Sequence[str], separator: str = ", ") -> str:
-    """At most :data:`MESSAGE_DOCUMENT_LIMIT` of ``texts``, then how many more there are."""
+def _named(texts: Sequence[str], separator: str = ", ", total: int | None = None) -> str:
+    """At most :data:`MESSAGE_DOCUMENT_LIMIT` of ``texts``, then how many more there are (of ``total``)."""
     shown = separator.join(texts[:MESSAGE_DOCUMENT_LIMIT])
-    rest = len(texts) - MESSAGE_DOCUMENT_LIMIT
+    rest = (len(texts) if total is None else total) - MESSAGE_DOCUMENT_LIMIT
     return f"{shown}{separator}and {rest:,} more" if rest > 0 else shown
+
+
+def _named_progress(entries: Sequence[Mapping[str, Any]]) -> str:
+    """The progress of at most :data:`MESSAGE_DOCUMENT_LIMIT` of ``entries`` (only those are formatted)."""
+    return _named([_progress_text(entry) for entry in entries[:MESSAGE_DOCUMENT_LIMIT]], total=len(entries))
 
 
 def document_problem(entry: Mapping[str, Any]) -> str | None:
@@ -432,10 +589,6 @@ def document_problem(entry: Mapping[str, Any]) -> str | None:
         detail = f": {entry['error']}" if entry.get("error") else ""
         return f"indexing of document {label} was stopped{detail}"
     return None
-
-
-def _signature(entry: Mapping[str, Any]) -> list[Any]:
-    return [entry.get("indexing_status"), entry.get("completed_segments"), entry.get("total_segments")]
 
 
 @dataclass(frozen=True)
@@ -471,6 +624,7 @@ def evaluate_poll(
     stall_timeout: float | None = None,
     batch_missing: bool = False,
     document_list_pages: int | None = None,
+    follow_documents: bool = False,
 ) -> PollOutcome:
     """
     Decide what one poll means: still running, all completed, a document failed, or the indexing stalled.
@@ -478,57 +632,55 @@ def evaluate_poll(
     A document fails the wait when its status is ``error``, ``paused`` or ``stopped``, when it was deleted
     (404) or archived. The wait succeeds when every document is ``completed``. It stalls when neither the
     status nor the chunk counts of any document moved for ``stall_timeout`` seconds (measured with ``now``,
-    which must come from the same clock at every poll of a wait).
-
-    The snapshot keeps, per document, its name, its status and chunk counts (to see movement) and, once it is
-    ``completed``, its whole result, so that later polls of the wait do not read it again
-    (:func:`settled_results`).
+    which must come from the same clock at every poll of a wait): the snapshot keeps a digest of every
+    document's progress and the time it last changed, not one entry per document (see :func:`read_snapshot`).
 
     :param entries: document results of this poll (:func:`status_entry`, :func:`document_entry`,
-        :func:`deleted_entry`).
+        :func:`deleted_entry`, :func:`settled_entry`).
     :param previous: the snapshot returned by the previous poll of this wait, ``None`` at the first.
     :param now: the current time on the wait's clock.
     :param stall_timeout: seconds without movement before the wait is called stalled; ``None`` never stalls.
     :param batch_missing: the batch answered 404, so later polls read documents themselves.
     :param document_list_pages: pages of the document list this poll read (``None``: it read none, the
         previous snapshot's figure is kept); later polls use the list only when it costs fewer requests.
+    :param follow_documents: the wait has no ``document_ids``: remember the ids of the batch's documents (at
+        most :data:`FOLLOWED_DOCUMENT_LIMIT`), to follow them once the batch answers 404.
     """
-    previous = previous or {}
-    before: Mapping[str, Any] = previous.get("documents") or {}
-    documents = [dict(entry) for entry in entries]
-    snapshot: dict[str, dict[str, Any]] = {}
-    moved = not before
+    before = read_snapshot(previous)
+    # Not copied when they are dicts already (nothing here changes them): 10,000 copies a poll are garbage.
+    documents = [entry if type(entry) is dict else dict(entry) for entry in entries]
+    problems: list[str] = []
+    unfinished: list[DocumentResult] = []
+    done: list[bool] = []
     for entry in documents:
-        doc_id = entry["id"]
-        old = before.get(doc_id) or {}
-        if entry.get("name") is None and old.get("name"):
-            entry["name"] = old["name"]
-        signature = _signature(entry)
-        if old.get("signature") != signature:
-            moved = True
-        snapshot[doc_id] = {"name": entry.get("name"), "signature": signature}
-        if entry.get("indexing_status") == COMPLETED and not document_problem(entry):
-            snapshot[doc_id]["result"] = {
-                key: value for key, value in entry.items() if key not in ("id", "name") and value is not None
-            }
-    moved_at = now if moved or previous.get("moved_at") is None else float(previous["moved_at"])
-    if document_list_pages is None:
-        document_list_pages = _as_int(previous.get("document_list_pages"))
+        problem = document_problem(entry)
+        if problem:
+            problems.append(problem)
+        elif entry.get("indexing_status") != COMPLETED:
+            unfinished.append(entry)
+        done.append(problem is None and entry.get("indexing_status") == COMPLETED)
+    digest = progress_digest((str(entry.get("id")), _progress_key(entry)) for entry in documents)
+    moved = before["digest"] != digest or before["moved_at"] is None
+    moved_at = now if moved else float(before["moved_at"])
+    followed = [entry["id"] for entry in documents] if follow_documents else None
     progress = {
-        "documents": snapshot,
+        "version": SNAPSHOT_VERSION,
+        "documents": len(documents),
+        "completed": sum(done),
+        "digest": digest,
         "moved_at": moved_at,
+        "settled": _pack_flags(done),
+        "followed": followed if followed and len(followed) <= FOLLOWED_DOCUMENT_LIMIT else None,
         "batch_missing": batch_missing,
         "failed_polls": 0,
-        "document_list_pages": document_list_pages,
+        "document_list_pages": before["document_list_pages"] if document_list_pages is None else document_list_pages,
     }
-    problems = [problem for entry in documents if (problem := document_problem(entry))]
     if problems:
         message = _named(problems, "; ")
         return PollOutcome("error", message[:1].upper() + message[1:] + ".", documents, progress)
-    unfinished = [entry for entry in documents if entry.get("indexing_status") != COMPLETED]
     if not unfinished:
         return PollOutcome("success", f"{len(documents)} document(s) indexed.", documents, progress)
-    waiting = _named([_progress_text(entry) for entry in unfinished])
+    waiting = _named_progress(unfinished)
     if stall_timeout is not None and now - moved_at >= stall_timeout:
         message = (
             f"Indexing stalled: no document changed status or chunk count for {now - moved_at:.0f} s"
@@ -550,8 +702,8 @@ def record_failed_poll(
         itself when it is not transient, a :class:`DifyIndexingError` after
         :data:`MAX_CONSECUTIVE_FAILED_POLLS` transient failures in a row.
     """
-    updated = dict(progress or {})
-    failures = int(updated.get("failed_polls") or 0) + 1
+    updated = read_snapshot(progress)
+    failures = updated["failed_polls"] + 1
     updated["failed_polls"] = failures
     if not isinstance(error, TRANSIENT_POLL_ERRORS):
         if isinstance(error, DifyError):
@@ -566,8 +718,8 @@ def record_failed_poll(
 
 def unfinished_summary(documents: Sequence[Mapping[str, Any]]) -> str:
     """The documents that are not completed, as ``'name' (id): status, n/m chunks`` separated by commas."""
-    texts = [_progress_text(entry) for entry in documents if entry.get("indexing_status") != COMPLETED]
-    return _named(texts) if texts else "no poll answered"
+    unfinished = [entry for entry in documents if entry.get("indexing_status") != COMPLETED]
+    return _named_progress(unfinished) if unfinished else "no poll answered"
 
 
 def timeout_message(timeout: float | None, documents: Sequence[Mapping[str, Any]]) -> str:
@@ -592,6 +744,7 @@ def _judge(
         stall_timeout=stall_timeout,
         batch_missing=reading.batch_missing,
         document_list_pages=reading.document_list_pages,
+        follow_documents=reading.follow_documents,
     )
 
 

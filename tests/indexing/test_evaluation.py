@@ -201,7 +201,7 @@ def test_progress_is_plain_json_and_survives_a_round_trip() -> None:
     restored = json.loads(json.dumps(first.progress))
     again = evaluate_poll([entry(DOC_A, "indexing", 1)], restored, now=140.0, stall_timeout=30)
     assert again.state == "stalled"
-    assert again.documents[0]["name"] == "a.txt"  # names seen earlier are kept
+    assert "a.txt" not in json.dumps(first.progress)  # no per-document entry: names come with each read
 
 
 # -- planning one poll (driven by check_indexing with a scripted hook) --------------------------------------------
@@ -254,7 +254,7 @@ def test_batch_poll_reads_only_the_batch_and_remembers_its_documents() -> None:
     outcome = check_indexing(hook, DATASET, batch=BATCH, now=1.0)
     assert hook.sent == [STATUS_PATH]
     assert outcome.state == "running"
-    assert list(outcome.progress["documents"]) == [DOC_A, DOC_B]
+    assert outcome.progress["followed"] == [DOC_A, DOC_B]  # no document_ids: to follow if the batch answers 404
 
 
 def test_batch_404_falls_back_to_documents_seen_earlier() -> None:
@@ -268,7 +268,8 @@ def test_batch_404_falls_back_to_documents_seen_earlier() -> None:
     assert second.progress["batch_missing"] is True
     hook.sent.clear()
     third = check_indexing(hook, DATASET, batch=BATCH, progress=second.progress, now=3.0)
-    assert hook.sent == []  # neither the superseded batch nor the completed document is read again
+    # The superseded batch is not asked again; the completed document is read once more, for its whole result.
+    assert hook.sent == [doc_path(DOC_A)]
     assert third.state == "success"
     assert third.documents == second.documents
 

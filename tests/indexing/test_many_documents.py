@@ -89,19 +89,24 @@ class PollRecorder:
 
 
 @pytest.mark.dify_emulator(indexing_seconds=2.0)
-def test_completed_documents_are_not_read_again(dify_emulator: Any, dataset_id: str) -> None:
+def test_completed_documents_are_not_read_again_until_all_are(dify_emulator: Any, dataset_id: str) -> None:
     ids = create_documents(dify_emulator, dataset_id, 5)
     recorder = PollRecorder(dify_emulator)
     results = recorder.wait(dataset_id, ids)
     polls = recorder.polls
     assert len(polls) >= 10  # 5 documents, 2 s each, polled every second
     seen_completed: set[str] = set()
-    for poll in polls:
+    for poll in polls[:-1]:
         # Each poll reads alone exactly the documents no earlier poll saw completed, in document_ids order.
         assert poll["details"] == [one for one in ids if one not in seen_completed]
         assert poll["lists"] == 0 and poll["others"] == []
         seen_completed |= poll["completed"]
-    assert seen_completed == set(ids)
+    # The last poll: the documents not yet seen completed, then, all completed, the others once more for their
+    # whole results (the snapshot between polls keeps only which were completed).
+    last = polls[-1]
+    unseen = [one for one in ids if one not in seen_completed]
+    assert unseen and last["details"] == unseen + [one for one in ids if one in seen_completed]
+    assert seen_completed | last["completed"] == set(ids)
     assert dify_emulator.count("GET", DOCUMENT_ROUTE) == sum(len(poll["details"]) for poll in polls)
     assert dify_emulator.count("GET", DOCUMENT_ROUTE) < len(polls) * len(ids)
     assert [result["id"] for result in results] == ids
@@ -125,16 +130,18 @@ def test_many_documents_are_read_from_the_paged_list(dify_emulator: Any, dataset
     assert polls[0]["lists"] == 2 and polls[0]["details"] == []
     seen_completed: set[str] = set()
     detail_reads: Counter[str] = Counter()
-    for poll in polls:
+    for poll in polls[:-1]:
         assert poll["others"] == []
         assert poll["lists"] <= 2  # never more pages than the list has
         assert not set(poll["details"]) & seen_completed  # a document seen completed is not read again
         if len(set(ids) - seen_completed) > DOCUMENT_LIST_THRESHOLD:
-            # Many to read: the list; alone only those it shows completed, once, for their chunk counts.
-            assert poll["lists"] >= 1
-            assert set(poll["details"]) == (poll["completed"] & set(ids)) - seen_completed
+            # Many to read: the list, and no document alone while some are still indexing.
+            assert poll["lists"] >= 1 and poll["details"] == []
         seen_completed |= poll["completed"]
         detail_reads.update(poll["details"])
+    # The last poll, all completed: each document is read alone once for its chunk counts and indexing time.
+    assert set(polls[-1]["details"]) == set(ids) and polls[-1]["others"] == []
+    detail_reads.update(polls[-1]["details"])
     assert set(detail_reads) == set(ids)
     reads = dify_emulator.count("GET")
     old_reads = len(ids) * len(polls)  # every document waited on read alone at every poll, as before
@@ -184,6 +191,6 @@ async def test_the_trigger_reads_many_documents_from_the_list(dify_emulator: Any
     assert event["documents"] == [] and event["truncated"] is True
     first = dify_emulator.calls[0]
     assert (first.method, first.route) == ("GET", LIST_ROUTE)  # 30 unfinished documents: the list, not 30 reads
-    # Each document is read alone once it completed (for its chunk counts); not 30 reads a poll.
+    # Each document is read alone once all completed (for its chunk counts); not 30 reads a poll.
     assert len(ids) <= dify_emulator.count("GET", DOCUMENT_ROUTE) < 2 * len(ids)
     assert dify_emulator.write_count() == 0

@@ -91,7 +91,7 @@ def details(ids: list[str]) -> list[tuple[str, str]]:
     return [("detail", one) for one in ids]
 
 
-def test_completed_documents_are_not_read_again() -> None:
+def test_completed_documents_are_not_read_again_until_all_are() -> None:
     kb = KnowledgeBase(3)
     ids = [doc_id(0), doc_id(1), doc_id(2)]
     kb.set_status([doc_id(0)], "completed")
@@ -102,9 +102,11 @@ def test_completed_documents_are_not_read_again() -> None:
     assert kb.requests() == details([doc_id(1), doc_id(2)])
     kb.set_status([doc_id(2)], "completed")
     third = poll(kb, ids, second)
-    assert kb.requests() == details([doc_id(2)])
+    # All completed: those completed earlier are read once more, for their whole results (the snapshot keeps
+    # only that they were completed).
+    assert kb.requests() == details([doc_id(2)]) + details([doc_id(0), doc_id(1)])
     assert third.state == "success"
-    # The kept results are those read when each document completed, in the order of document_ids.
+    # The results are whole, in the order of document_ids.
     assert third.documents == [first.documents[0], second.documents[1], third.documents[2]]
     assert [doc["id"] for doc in third.documents] == ids
     assert third.documents[0] == {
@@ -146,28 +148,27 @@ def test_the_list_is_paged_until_every_document_was_seen() -> None:
     assert outcome.progress["document_list_pages"] == 3
 
 
-def test_a_document_the_list_shows_completed_is_read_once_for_its_full_result() -> None:
+def test_documents_the_list_shows_completed_are_read_alone_once_when_all_are() -> None:
     kb = KnowledgeBase(20)
     ids = list(kb.documents)
     kb.set_status(ids[:8], "completed")
     first = poll(kb, ids)
-    assert kb.requests() == [("list", 1), *details(ids[:8])]
+    assert kb.requests() == [("list", 1)]  # 12 still indexing: no document read alone yet
     assert first.state == "running"
     for document in first.documents:
         assert tuple(document) == RESULT_KEYS
         assert document["enabled"] is True and document["archived"] is False
-    completed, unfinished = first.documents[:8], first.documents[8:]
-    # Completed: chunk counts and indexing time from the detail, as when every document was read alone.
-    assert all(doc["completed_segments"] == doc["total_segments"] == 2 for doc in completed)
-    assert all(doc["indexing_seconds"] == 1.5 for doc in completed)
-    # Unfinished, from the list: no chunk counts nor indexing time, unknown rather than made up.
-    assert all(doc["total_segments"] is None and doc["indexing_seconds"] is None for doc in unfinished)
+    # From the list: no chunk counts nor indexing time, unknown rather than made up.
+    assert all(doc["total_segments"] is None and doc["indexing_seconds"] is None for doc in first.documents)
     kb.set_status(ids, "completed")
     second = poll(kb, ids, first)
-    assert kb.requests() == [("list", 1), *details(ids[8:])]
+    # The 12 not yet seen completed from the list; then, all completed, every document alone, once, in order.
+    assert kb.requests() == [("list", 1), *details(ids)]
     assert second.state == "success"
-    assert second.documents[:8] == completed
-    assert all(doc["total_segments"] == 2 for doc in second.documents)
+    # Completed: chunk counts and indexing time from the detail, as when every document was read alone.
+    assert all(doc["completed_segments"] == doc["total_segments"] == 2 for doc in second.documents)
+    assert all(doc["indexing_seconds"] == 1.5 for doc in second.documents)
+    assert [doc["name"] for doc in second.documents] == [f"doc-{n}.txt" for n in range(20)]
 
 
 def test_a_document_absent_from_the_whole_list_is_read_alone_and_404_means_deleted() -> None:
@@ -224,19 +225,20 @@ def test_later_polls_list_only_while_it_costs_fewer_requests() -> None:
     assert kb.requests() == [("list", 1)]
     kb.set_status(ids[:-2], "completed")
     outcome = poll(kb, ids, outcome)
-    assert kb.requests() == [("list", 1), *details(ids[:-2])]  # the newly completed, once
+    assert kb.requests() == [("list", 1)]  # the newly completed are not read alone while others index
     outcome = poll(kb, ids, outcome)
     assert kb.requests() == [("list", 1)]  # two documents left: one page is cheaper than two reads
     kb.set_status([ids[-2]], "completed")
     outcome = poll(kb, ids, outcome)
-    assert kb.requests() == [("list", 1), ("detail", ids[-2])]  # the previous poll left two documents to read
+    assert kb.requests() == [("list", 1)]  # the previous poll left two documents to read
     outcome = poll(kb, ids, outcome)
     assert kb.requests() == [("detail", ids[-1])]  # one document left: one read either way, the detail says more
     kb.set_status([ids[-1]], "completed")
     outcome = poll(kb, ids, outcome)
-    assert kb.requests() == [("detail", ids[-1])]
+    # The last one completed: every other document is read alone once, for its whole result.
+    assert kb.requests() == [("detail", ids[-1]), *details(ids[:-1])]
     assert outcome.state == "success"
-    assert outcome.documents[-1]["total_segments"] == 2  # read from the detail
+    assert all(doc["total_segments"] == 2 for doc in outcome.documents)  # read from the detail
 
 
 class AsyncKnowledgeBase:
@@ -262,8 +264,8 @@ async def test_sync_and_async_checks_send_the_same_requests_and_judge_alike() ->
         else:
             outcomes[mode] = await acheck_indexing(AsyncKnowledgeBase(kb), DATASET, document_ids=ids, now=1.0)
         sent[mode] = kb.requests()
-    # Pages 1 and 2 (150 documents), then the 39 completed ones for their full results and the deleted one.
-    assert sent["sync"] == sent["async"] == [("list", 1), ("list", 2), *details(ids[:40])]
+    # Pages 1 and 2 (150 documents), then the deleted one, which the list did not show.
+    assert sent["sync"] == sent["async"] == [("list", 1), ("list", 2), ("detail", ids[7])]
     assert outcomes["sync"] == outcomes["async"]
     assert outcomes["sync"].state == "error" and doc_id(7) in outcomes["sync"].message
 

@@ -231,6 +231,49 @@ def test_reschedule_mode_detects_a_stall_across_pokes(dify_emulator: Any, datase
     assert failure.startswith("DifyIndexingError: Indexing stalled"), failure
 
 
+class UpgradedSensor(RecordingSensor):
+    """
+    The sensor just after an upgrade of the provider: its first poke finds in the task state store the snapshot
+    the previous version wrote there (one entry per document), with the stall clock started 59.5 s ago.
+    """
+
+    def _load_progress(self, context: Any) -> Any:
+        import time
+
+        from airflow_provider_dify.hooks.indexing import check_indexing
+        from airflow_provider_dify.sensors.indexing import PROGRESS_STATE_KEY
+        from tests.indexing.test_snapshot import previous_version
+
+        store = self._state_store(context)
+        if store is not None and store.get(PROGRESS_STATE_KEY) is None and not getattr(self, "_upgraded", False):
+            self._upgraded = True
+            dataset_id, batch, document_ids = self._wait_arguments()
+            seen = check_indexing(self.hook, dataset_id, batch=batch, document_ids=document_ids)
+            store.set(PROGRESS_STATE_KEY, previous_version(seen.documents, moved_at=time.time() - 59.5))
+        return super()._load_progress(context)
+
+
+def test_reschedule_mode_reads_the_previous_versions_snapshot_and_keeps_its_stall_clock(
+    dify_emulator: Any, dataset_id: str
+) -> None:
+    from airflow import __version__ as airflow_version
+    from packaging.version import Version
+
+    if Version(airflow_version).release < (3, 3):
+        pytest.skip("reschedule mode remembers progress in the task state store of Airflow 3.3+")
+    dify_emulator.set_indexing_outcome("stuck.txt", "stuck")
+    dag = build_dag(
+        dataset_id, "stuck.txt", mode="reschedule", deferrable=False, stall_timeout=60, sensor_cls=UpgradedSensor
+    )
+    dag_run = run(dag)
+    # The first poke accepts the old snapshot (59.5 s without movement: running); a later one, after a
+    # reschedule, counts from the old snapshot's clock and fails as stalled long before 60 s have passed here.
+    assert task_state(dag_run, "wait") == "failed"
+    assert reschedule_count(dag_run, "wait") >= 1
+    failure = xcom_value(dag_run, "wait", key="failure")
+    assert failure.startswith("DifyIndexingError: Indexing stalled"), failure
+
+
 @pytest.mark.parametrize(
     ("mode", "deferrable"),
     [("poke", False), ("reschedule", False), ("poke", True)],

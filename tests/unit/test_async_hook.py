@@ -236,3 +236,69 @@ async def test_ca_bundle_connection_opens_without_deprecation_warnings(monkeypat
         warnings.simplefilter("error", DeprecationWarning)
         async with DifyAsyncHook() as hook:
             assert hook._client is not None
+
+
+def _record_threads(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
+    """Replace ``dify_async.<name>`` by a wrapper noting the thread of each call."""
+    threads: list[int] = []
+    original = getattr(dify_async, name)
+
+    def recording(*args, **kwargs):  # type: ignore[no-untyped-def]
+        threads.append(threading.get_ident())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(dify_async, name, recording)
+    return threads
+
+
+async def test_a_large_answer_is_decoded_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    entry = success_body("indexing_status_completed")["data"][0]
+    body = {"data": [{**entry, "id": f"{n:08d}-0000-4000-8000-000000000000"} for n in range(2_000)]}
+    assert len(json_answer(200, body)[2]) > dify_async.LARGE_BODY_BYTES
+    decoded_in = _record_threads(monkeypatch, "read_response")
+    with LocalHttpServer(lambda _: json_answer(200, body)) as server:
+        set_dify_connection(monkeypatch, host=server.url)
+        async with DifyAsyncHook() as hook:
+            entries = await hook.get_indexing_status(DATASET_ID, BATCH)
+            small = await hook.send(ops.get_document(DATASET_ID, DOCUMENT_ID))
+    assert entries == body["data"] and small == body
+    # Both answers are this large one: decoded in a worker thread; errors map there the same way.
+    assert decoded_in and threading.get_ident() not in decoded_in
+
+
+async def test_a_small_answer_is_decoded_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    decoded_in = _record_threads(monkeypatch, "read_response")
+    body = success_body("indexing_status_completed")
+    with LocalHttpServer(lambda _: json_answer(200, body)) as server:
+        set_dify_connection(monkeypatch, host=server.url)
+        async with DifyAsyncHook() as hook:
+            assert await hook.get_indexing_status(DATASET_ID, BATCH) == body["data"]
+    assert decoded_in == [threading.get_ident()]
+
+
+async def test_a_large_html_page_is_refused_as_not_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    page = b"<html>" + b"x" * (dify_async.LARGE_BODY_BYTES + 1) + b"</html>"
+    with LocalHttpServer(lambda _: (200, {"Content-Type": "text/html"}, page)) as server:
+        set_dify_connection(monkeypatch, host=server.url)
+        async with DifyAsyncHook() as hook:
+            with pytest.raises(exc.DifyInvalidResponseError, match="expected JSON"):
+                await hook.get_indexing_status(DATASET_ID, BATCH)
+
+
+async def test_the_http_client_is_built_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpx
+
+    built_in: list[int] = []
+
+    class RecordingClient(httpx.AsyncClient):
+        def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            built_in.append(threading.get_ident())
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(httpx, "AsyncClient", RecordingClient)
+    body = success_body("indexing_status_completed")
+    with LocalHttpServer(lambda _: json_answer(200, body)) as server:
+        set_dify_connection(monkeypatch, host=server.url)
+        async with DifyAsyncHook() as hook:
+            assert await hook.get_indexing_status(DATASET_ID, BATCH) == body["data"]
+    assert len(built_in) == 1 and built_in[0] != threading.get_ident()
