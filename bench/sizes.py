@@ -40,7 +40,7 @@ class Sizes:
     pace_documents: int = 50
     pace_records: int = 5000
     pace_seconds_per_document: float = 2.0
-    budget_documents: int = 240
+    budget_documents: int = 232
     budget_per_window: int = 40
     budget_window_seconds: float = 6.0
     budget_workers: tuple[int, ...] = (1, 2, 4)

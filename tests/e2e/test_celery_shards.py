@@ -1,8 +1,10 @@
 """
 End to end: a document sync split over four mapped shards runs on a real Airflow 3 with the CeleryExecutor and
 two Celery workers (Redis as broker and result backend), into one rate-limited emulated knowledge base. The
-shards share the workspace's rate window through the same Redis (``rate_limit_storage``), so together they stay
-under the limit; the knowledge base ends with every record exactly once.
+shards share the workspace's rate window, so together they stay under the limit, and the knowledge base ends
+with every record exactly once. The window is shared two ways: through the same Redis (``rate_limit_storage``,
+as workers on separate machines need), and by default (no ``rate_limit_storage``), where the task processes of
+the two workers, which run on this one machine, share the machine's window file.
 
 Each worker reports its own hostname (``hostname_callable``, as two machines would), so the metadata DB shows
 which worker ran which shard. Everything started here (Redis, the Airflow processes) is stopped at the end.
@@ -102,19 +104,16 @@ def emulator() -> Iterator[Any]:
         yield dify
 
 
-def test_sharded_sync_on_two_celery_workers(tmp_path: Path, redis_url: str, emulator: Any) -> None:
+@pytest.mark.parametrize("window", ["redis", "machine (default)"])
+def test_sharded_sync_on_two_celery_workers(tmp_path: Path, redis_url: str, emulator: Any, window: str) -> None:
     dataset_id = emulator.create_dataset("e2e-celery")["id"]
     modules = tmp_path / "modules"
     modules.mkdir()
     (modules / "e2e_worker_hostname.py").write_text(HOSTNAME_MODULE)
-    connection = {
-        **emulator.connection_dict,
-        "extra": {
-            "requests_per_minute": RATE_LIMIT,
-            "rate_limit_window": RATE_WINDOW,
-            "rate_limit_storage": f"{redis_url}/1",  # the broker is db 0, Celery's results db 2
-        },
-    }
+    extra: dict[str, Any] = {"requests_per_minute": RATE_LIMIT, "rate_limit_window": RATE_WINDOW}
+    if window == "redis":
+        extra["rate_limit_storage"] = f"{redis_url}/1"  # the broker is db 0, Celery's results db 2
+    connection = {**emulator.connection_dict, "extra": extra}
     env = {
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
         "AIRFLOW__CELERY__BROKER_URL": f"{redis_url}/0",
@@ -161,7 +160,7 @@ def test_sharded_sync_on_two_celery_workers(tmp_path: Path, redis_url: str, emul
     assert sorted(summary["shards"]) == [[index, SHARDS] for index in range(SHARDS)], summary
     assert (summary["counts"]["created"], summary["counts"]["failed"]) == (RECORDS, 0), summary
     assert_every_record_once(emulator, dataset_id, RECORDS)
-    # The shards shared the workspace's window through Redis: (almost) no call was refused.
+    # The shards shared the workspace's window: (almost) no call was refused.
     writes = emulator.write_count()
     refused = emulator.count(status=403)
     assert writes >= RECORDS
