@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -95,11 +96,9 @@ def test_threads_of_one_process_never_exceed_the_window(tmp_path: Path) -> None:
                 admitted.append(time.monotonic())
             window.release(token)
 
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for future in [pool.submit(worker) for _ in range(4)]:
+            future.result(timeout=30)
     assert len(admitted) == 20
     admitted.sort()
     # No 0.5 s span holds more than 5 admissions.
