@@ -392,6 +392,8 @@ class DocumentSync:
             return self.write_converging(record, document)
 
         with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="dify-sync") as pool:
+            # An error leaving the loop drops the iterator, which cancels the writes not started yet: the pool
+            # then waits for at most one window of them.
             window = self.max_workers * AHEAD_PER_WORKER
             for (kind, record, document), future in completed_in_window(pool, carry_out, operations, window=window):
                 done += 1

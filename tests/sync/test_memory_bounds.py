@@ -145,3 +145,24 @@ def test_plans_from_compact_listings_equal_plans_from_dify_s_answers() -> None:
 
     assert summary(compact) == summary(full)
     assert summary(full)[3] == ["c1", "c2", "c4"]
+
+
+def test_an_error_in_the_consuming_loop_cancels_what_was_not_started() -> None:
+    ran: list[int] = []
+    gate = threading.Event()
+
+    def call(n: int) -> None:
+        ran.append(n)
+        if n:
+            gate.wait(5)  # a call the worker started meanwhile runs on until the loop has failed
+
+    def consume(pool: ThreadPoolExecutor) -> None:
+        for item, future in completed_in_window(pool, call, range(1000), window=4):
+            future.result()
+            raise RuntimeError(f"stop at {item}")
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        with pytest.raises(RuntimeError, match="stop at 0"):
+            consume(pool)
+        gate.set()
+    assert ran in ([0], [0, 1])  # the calls queued behind were cancelled (without that: [0, 1, 2, 3])
