@@ -47,7 +47,12 @@ class Sizes:
     scale_documents: tuple[int, ...] = (10, 10_000)
     throughput_records: int = 600
     throughput_workers: tuple[int, ...] = (4, 8)
-    memory_runs: tuple[tuple[str, int], ...] = (("documents", 10_000), ("chunks", 10_000), ("chunks", 100_000))
+    memory_runs: tuple[tuple[str, int], ...] = (
+        ("documents", 10_000),
+        ("chunks", 10_000),
+        ("documents", 100_000),
+        ("chunks", 100_000),
+    )
 
 
 FULL = Sizes()

@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_dify.exceptions import DifyError, DifyNotFoundError, DifyQuotaExceededError
 from airflow_provider_dify.operators._copies import survivor_key
+from airflow_provider_dify.operators._pool import AHEAD_PER_WORKER, completed_in_window
 from airflow_provider_dify.operators.segments import UNKNOWN_OUTCOME_ERRORS, chunk_key
 
 if TYPE_CHECKING:
@@ -73,11 +74,76 @@ def survivor_order(chunk: Mapping[str, Any]) -> tuple[bool, float, float, str]:
     return (chunk.get("enabled") is False, *survivor_key(chunk))
 
 
+#: What a sync reads of a listed chunk (planning, writing, the manifest); the rest of Dify's answer (counts,
+#: index ids, times, Dify's own keywords unless the records give keywords) is dropped as each page arrives.
+LISTED_CHUNK_FIELDS = ("id", "position", "created_at", "enabled", "status", "content", "answer", "keywords")
+_STATUSES: dict[str, str] = {}
+
+
+class ListedChunk(Mapping[str, Any]):
+    """
+    A listed chunk as a sync keeps it: the fields of :data:`LISTED_CHUNK_FIELDS` in slots, read like the
+    dict Dify answered (a field Dify left out, or ``null``, is absent). About 100 bytes instead of Dify's few
+    kilobytes a chunk.
+    """
+
+    __slots__ = LISTED_CHUNK_FIELDS
+
+    def __init__(self, **fields: Any) -> None:
+        for name in LISTED_CHUNK_FIELDS:
+            object.__setattr__(self, name, fields.get(name))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("a listed chunk is read-only")
+
+    def __getitem__(self, name: str) -> Any:
+        value = getattr(self, name, None) if name in LISTED_CHUNK_FIELDS else None
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name in LISTED_CHUNK_FIELDS if getattr(self, name) is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __repr__(self) -> str:
+        return f"ListedChunk({dict(self)!r})"
+
+
+def compact_chunk(
+    chunk: Mapping[str, Any], texts: Mapping[str, str] | None = None, *, keywords: bool = True
+) -> ListedChunk:
+    """
+    The part of a listed chunk a sync keeps (:class:`ListedChunk`): ``answer`` only when not empty,
+    ``keywords`` only when ``keywords``.
+
+    A chunk whose content is one of ``texts`` (``{text: text}``, the records' chunk texts) shares that string
+    instead of keeping Dify's copy of it, so a listing of chunks the records already hold costs no text twice.
+    """
+    content, status = chunk.get("content"), chunk.get("status")
+    if isinstance(content, str) and texts:
+        content = texts.get(chunk_key(content)) or content
+    if isinstance(status, str):
+        status = _STATUSES.setdefault(status, status)
+    return ListedChunk(
+        id=chunk.get("id"),
+        position=chunk.get("position"),
+        created_at=chunk.get("created_at"),
+        enabled=chunk.get("enabled"),
+        status=status,
+        content=content,
+        answer=chunk.get("answer") or None,
+        keywords=chunk.get("keywords") if keywords else None,
+    )
+
+
 def _squeeze(text: str) -> str:
     return " ".join((text or "").split())
 
 
-@dataclass
+@dataclass(slots=True)
 class WantedChunk:
     """A chunk the document must hold: its record, content, answer and keywords (``None``: not managed)."""
 
@@ -130,9 +196,9 @@ class ChunkPlan:
     """
 
     add: list[WantedChunk] = field(default_factory=list)
-    update: list[tuple[WantedChunk, dict[str, Any]]] = field(default_factory=list)
+    update: list[tuple[WantedChunk, Mapping[str, Any]]] = field(default_factory=list)
     unchanged: list[WantedChunk] = field(default_factory=list)
-    delete: list[dict[str, Any]] = field(default_factory=list)
+    delete: list[Mapping[str, Any]] = field(default_factory=list)
     copies: int = 0
     kept: int = 0
     duplicates: int = 0
@@ -182,18 +248,18 @@ def plan_chunks(
         wanted[chunk.content] = chunk
     keep = set(keep_keys)
 
-    def unclaimed(chunk: dict[str, Any], key: str | None) -> None:
+    def unclaimed(chunk: Mapping[str, Any], key: str | None) -> None:
         if is_header_chunk(chunk, header) or not delete_missing or (keep and (key is None or key in keep)):
             plan.kept += 1
         else:
             plan.delete.append(chunk)
 
-    matched: dict[str, dict[str, Any]] = {}
-    legacy: list[tuple[dict[str, Any], str, str]] = []
-    live_by_id: dict[str, dict[str, Any]] = {}  # a listing that shifted can show a chunk twice: once it is
+    matched: dict[str, Mapping[str, Any]] = {}
+    legacy: list[tuple[Mapping[str, Any], str, str]] = []
+    live_by_id: dict[str, Mapping[str, Any]] = {}  # a listing that shifted can show a chunk twice: once it is
     for chunk in chunks:
         if chunk.get("status") != "re_segment":  # re_segment: an old chunk of a re-split document, Dify drops it
-            live_by_id.setdefault(str(chunk.get("id")), dict(chunk))
+            live_by_id.setdefault(str(chunk.get("id")), chunk)
     live = list(live_by_id.values())
     for chunk in sorted(live, key=survivor_order):
         content = chunk_key(str(chunk.get("content") or ""))
@@ -276,6 +342,9 @@ class ChunkSync:
     :param document_id: the document that holds the chunks.
     :param batch_size: chunks per add request.
     :param max_workers: parallel requests.
+    :param texts: the records' chunk texts ``{text: text}``: a listed chunk holding one of them shares the
+        string (see :func:`compact_chunk`).
+    :param keywords: keep the listed chunks' keywords (needed only when the records give keywords).
     """
 
     def __init__(
@@ -286,16 +355,23 @@ class ChunkSync:
         *,
         batch_size: int = DEFAULT_BATCH_SIZE,
         max_workers: int = 4,
+        texts: Mapping[str, str] | None = None,
+        keywords: bool = True,
     ) -> None:
         self.hook = hook
         self.dataset_id = dataset_id
         self.document_id = document_id
         self.batch_size = batch_size
         self.max_workers = max_workers
+        self.texts = texts
+        self.keywords = keywords
 
-    def list_chunks(self) -> list[dict[str, Any]]:
-        """Every chunk of the document (paged, 100 a page)."""
-        return list(self.hook.iter_segments(self.dataset_id, self.document_id))
+    def list_chunks(self) -> list[ListedChunk]:
+        """Every chunk of the document (paged, 100 a page), each reduced by :func:`compact_chunk` as it arrives."""
+        return [
+            compact_chunk(chunk, self.texts, keywords=self.keywords)
+            for chunk in self.hook.iter_segments(self.dataset_id, self.document_id)
+        ]
 
     def run(self, plan: ChunkPlan, result: ChunkSyncResult | None = None) -> ChunkSyncResult:
         """
@@ -318,10 +394,14 @@ class ChunkSync:
         if not operations:
             return
         with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="dify-chunks") as pool:
-            futures = {pool.submit(calls[operation], item): (operation, item) for operation, item in operations}
+            completed = completed_in_window(
+                pool,
+                lambda operation: calls[operation[0]](operation[1]),
+                operations,
+                window=self.max_workers * AHEAD_PER_WORKER,
+            )
             try:
-                for future in as_completed(futures):
-                    operation, item = futures[future]
+                for (operation, item), future in completed:
                     if operation == "add":
                         result.add_requests += 1
                     try:
@@ -339,10 +419,8 @@ class ChunkSync:
                         log.warning("%s of chunks failed: %s", operation, error)
                         continue
                     self._record(result, operation, item, answer)
-            except DifyError:
-                for future in futures:
-                    future.cancel()
-                raise
+            finally:
+                completed.close()  # an error stops the loop: the calls not started yet are cancelled
 
     def _add(self, batch: list[WantedChunk]) -> list[dict[str, Any]]:
         return self.hook.add_segments(self.dataset_id, self.document_id, [chunk.segment() for chunk in batch])
@@ -405,7 +483,7 @@ class ChunkSync:
 
 def reconcile(
     sync: ChunkSync,
-    make_plan: Callable[[list[dict[str, Any]]], ChunkPlan],
+    make_plan: Callable[[list[ListedChunk]], ChunkPlan],
     *,
     repair_passes: int = 1,
     check_first_plan: Callable[[ChunkPlan], None] | None = None,

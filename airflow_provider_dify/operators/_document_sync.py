@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_dify.exceptions import (
@@ -36,6 +37,7 @@ from airflow_provider_dify.operators._content import (
 )
 from airflow_provider_dify.operators._copies import document_survivor, usable_document
 from airflow_provider_dify.operators._documents import FAILED_INDEXING, metadata_matches, write_document
+from airflow_provider_dify.operators._pool import AHEAD_PER_WORKER, completed_in_window
 
 if TYPE_CHECKING:
     from airflow_provider_dify.hooks.dify import DifyHook
@@ -377,19 +379,23 @@ class DocumentSync:
 
         total = len(plan.create) + len(plan.update) + len(plan.delete)
         done = 0
+        operations = chain(
+            (("created", record, None) for record in plan.create),
+            (("updated", record, document) for record, document in plan.update),
+            (("deleted", None, document) for document in plan.delete),
+        )
+
+        def carry_out(operation: tuple[str, Any, Any]) -> Any:
+            kind, record, document = operation
+            if kind == "deleted":
+                return self.delete_checked(document, plan.wanted)
+            return self.write_converging(record, document)
+
         with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="dify-sync") as pool:
-            futures: dict[Any, tuple[str, Any, Any]] = {}
-            for record in plan.create:
-                future = pool.submit(self.write_converging, record, None)
-                futures[future] = ("created", record, None)
-            for record, document in plan.update:
-                future = pool.submit(self.write_converging, record, document)
-                futures[future] = ("updated", record, document)
-            for document in plan.delete:
-                future = pool.submit(self.delete_checked, document, plan.wanted)
-                futures[future] = ("deleted", None, document)
-            for future in as_completed(futures):
-                kind, record, document = futures[future]
+            # An error leaving the loop drops the iterator, which cancels the writes not started yet: the pool
+            # then waits for at most one window of them.
+            window = self.max_workers * AHEAD_PER_WORKER
+            for (kind, record, document), future in completed_in_window(pool, carry_out, operations, window=window):
                 done += 1
                 try:
                     written = future.result()

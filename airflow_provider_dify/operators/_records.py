@@ -19,6 +19,7 @@ import datetime
 import decimal
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_dify.hooks.validation import check_metadata_name
@@ -214,7 +215,11 @@ def storage_records(path: Any, pattern: str = "**/*", *, read_text: bool = False
 # -- rendering -------------------------------------------------------------------------------------------------
 
 
-@dataclass
+#: The metadata of a record that has none (shared: a rendered record's metadata is only read).
+NO_METADATA: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(slots=True)
 class RenderedRecord:
     """
     A record made ready for Dify.
@@ -232,7 +237,7 @@ class RenderedRecord:
     name: str
     text: str | None = None
     file: StorageFile | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
+    metadata: Mapping[str, Any] = field(default_factory=lambda: NO_METADATA)
     keywords: list[str] | None = None
     answer: str | None = None
     _hash: str | None = field(default=None, repr=False)
@@ -449,7 +454,7 @@ class RecordRenderer:
             name=name,
             text=text,
             file=upload,
-            metadata=metadata,
+            metadata=metadata or NO_METADATA,
             keywords=self._keywords(visible, key),
             answer=self._render_answer(visible, key),
         )

@@ -722,9 +722,18 @@ class DifySyncChunksOperator(_RecordSyncOperator):
             failures = [failure for failure in failures if self._owned(failure.get("key"))]
         url = self.push_console_url(context, dataset_id, document_id)
         self._write_document_metadata(dataset_id, document)
-        sync = ChunkSync(hook, dataset_id, document_id, batch_size=self.batch_size, max_workers=self.max_workers)
+        texts = {text: text for text in map(chunk_content, rendered)}  # listed chunks share the records' texts
+        sync = ChunkSync(
+            hook,
+            dataset_id,
+            document_id,
+            batch_size=self.batch_size,
+            max_workers=self.max_workers,
+            texts=texts,
+            keywords=self.keywords_field is not None,
+        )
 
-        def plan(chunks: list[dict[str, Any]]) -> Any:
+        def plan(chunks: list[Any]) -> Any:
             if self.shard is not None:  # the other shards' chunks are neither planned nor deleted here
                 from airflow_provider_dify.operators.shards import chunk_identity
 
