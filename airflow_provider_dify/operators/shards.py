@@ -75,7 +75,7 @@ def chunk_identity(chunk: Mapping[str, Any]) -> str:
     A listed chunk's identity as the chunk sync matches it: its text (without the ``[key: ...]`` line that
     earlier versions added), which is also the identity of the record it stands for.
     """
-    from airflow_provider_dify.operators._chunk_sync import text_of_legacy_chunk
+    from airflow_provider_dify.operators.sync._chunk_sync import text_of_legacy_chunk
 
     return text_of_legacy_chunk(str(chunk.get("content") or ""))
 

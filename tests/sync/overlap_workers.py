@@ -12,8 +12,8 @@ import random
 from datetime import datetime
 from typing import Any
 
-from airflow_provider_dify.operators._chunk_sync import ChunkSync, plan_chunks, reconcile
-from airflow_provider_dify.operators._records import RecordRenderer, render_all
+from airflow_provider_dify.operators.sync._chunk_sync import ChunkSync, plan_chunks, reconcile
+from airflow_provider_dify.operators.sync._records import RecordRenderer, render_all
 
 TEMPLATE = "{{ name }}: {{ detail }}"
 
@@ -96,8 +96,8 @@ def run_dag_in_process(dataset_id: str, rows: list[dict[str, Any]], dag_id: str,
     try:
         from airflow.providers.common.compat.sdk import DAG
 
-        from airflow_provider_dify.operators._chunk_sync import ChunkSync as Writer
         from airflow_provider_dify.operators.sync import DifySyncChunksOperator
+        from airflow_provider_dify.operators.sync._chunk_sync import ChunkSync as Writer
         from tests.dag_runner import run_dag, task_state, xcom_value
 
         listing = Writer.list_chunks

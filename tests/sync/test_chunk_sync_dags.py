@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_provider_dify.operators._chunk_sync import key_of_chunk
 from airflow_provider_dify.operators.sync import DifySyncChunksOperator
+from airflow_provider_dify.operators.sync._chunk_sync import key_of_chunk
 from tests.dag_runner import task_state, try_number, xcom_value
 from tests.sync.conftest import WAREHOUSE_CONN_ID, execute_sql
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_dify.operators._chunk_sync import ListedChunk, compact_chunk, plan_chunks
-from airflow_provider_dify.operators._pool import completed_in_window
-from airflow_provider_dify.operators._records import RecordRenderer, render_all
+from airflow_provider_dify.operators.sync._chunk_sync import ListedChunk, compact_chunk, plan_chunks
+from airflow_provider_dify.operators.sync._pool import completed_in_window
+from airflow_provider_dify.operators.sync._records import RecordRenderer, render_all
 
 
 class _CountingPool(ThreadPoolExecutor):

@@ -319,7 +319,7 @@ def test_scope_members_renamed_or_unscoped_by_hand(dify_emulator: Any) -> None:
     """A member renamed by hand is still the scope's (its scope value), so it is deleted, not orphaned; one whose
     scope value was removed is still the scope's by its name prefix, so it gets its scope value back."""
     from airflow_provider_dify.hooks.dify import DifyHook
-    from airflow_provider_dify.operators._document_sync import SCOPE_FIELD
+    from airflow_provider_dify.operators.sync._document_sync import SCOPE_FIELD
 
     dify = dify_emulator
     dataset_id = dify.create_dataset("hand-edits")["id"]
@@ -351,7 +351,7 @@ def test_scope_members_renamed_or_unscoped_by_hand(dify_emulator: Any) -> None:
 
 
 def scope_of_doc(document: dict[str, Any]) -> Any:
-    from airflow_provider_dify.operators._document_sync import scope_of
+    from airflow_provider_dify.operators.sync._document_sync import scope_of
 
     return scope_of(document)
 
@@ -423,8 +423,8 @@ def test_a_knowledge_base_deleted_during_a_chunk_sync_fails_it_at_once(dify_fast
 def _stale_plan(dify: Any, dataset_id: str, records: list[dict[str, Any]]) -> tuple[Any, Any, dict[str, str]]:
     """A plan made from a listing read now, to be carried out after the knowledge base changed."""
     from airflow_provider_dify.hooks.dify import DifyHook
-    from airflow_provider_dify.operators._document_sync import DocumentSync, needed_fields, plan_documents
-    from airflow_provider_dify.operators._records import RecordRenderer, render_all
+    from airflow_provider_dify.operators.sync._document_sync import DocumentSync, needed_fields, plan_documents
+    from airflow_provider_dify.operators.sync._records import RecordRenderer, render_all
 
     hook = DifyHook()
     dataset = hook.get_dataset(dataset_id)
@@ -467,7 +467,7 @@ def test_a_copy_is_not_deleted_once_the_survivor_is_gone(dify_emulator: Any) -> 
 
 def test_a_document_that_left_the_scope_is_not_deleted(dify_emulator: Any) -> None:
     from airflow_provider_dify.hooks.dify import DifyHook
-    from airflow_provider_dify.operators._document_sync import SCOPE_FIELD
+    from airflow_provider_dify.operators.sync._document_sync import SCOPE_FIELD
 
     dify = dify_emulator
     dataset_id = dify.create_dataset("left-scope")["id"]

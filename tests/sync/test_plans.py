@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_dify.operators._chunk_sync import (
+from airflow_provider_dify.operators._content import HASH_FIELD
+from airflow_provider_dify.operators.sync._chunk_sync import (
     chunk_content,
     key_of_chunk,
     plan_chunks,
     survivor_order,
     text_of_legacy_chunk,
 )
-from airflow_provider_dify.operators._content import HASH_FIELD
-from airflow_provider_dify.operators._document_sync import SCOPE_FIELD, plan_documents
-from airflow_provider_dify.operators._records import RecordRenderer, RenderedRecord, render_all
+from airflow_provider_dify.operators.sync._document_sync import SCOPE_FIELD, plan_documents
+from airflow_provider_dify.operators.sync._records import RecordRenderer, RenderedRecord, render_all
 
 
 def rendered(rows: list[dict[str, Any]], **renderer: Any) -> list[RenderedRecord]:

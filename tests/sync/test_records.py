@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_dify.operators._records import (
+from airflow_provider_dify.operators.sync._records import (
     RecordRenderer,
     check_one_source,
     list_records,

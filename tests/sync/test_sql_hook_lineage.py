@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_dify.operators._records import sql_records
+from airflow_provider_dify.operators.sync._records import sql_records
 from tests.sync.conftest import WAREHOUSE_CONN_ID
 
 

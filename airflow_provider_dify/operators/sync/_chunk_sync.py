@@ -34,12 +34,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_dify.exceptions import DifyError, DifyNotFoundError, DifyQuotaExceededError
 from airflow_provider_dify.operators._copies import survivor_key
-from airflow_provider_dify.operators._pool import AHEAD_PER_WORKER, completed_in_window
 from airflow_provider_dify.operators.segments import UNKNOWN_OUTCOME_ERRORS, chunk_key
+from airflow_provider_dify.operators.sync._pool import AHEAD_PER_WORKER, completed_in_window
 
 if TYPE_CHECKING:
     from airflow_provider_dify.hooks.dify import DifyHook
-    from airflow_provider_dify.operators._records import RenderedRecord
+    from airflow_provider_dify.operators.sync._records import RenderedRecord
 
 log = logging.getLogger(__name__)
 
@@ -456,7 +456,7 @@ class ChunkSync:
         hint = ""
         if operation == "add" and "maximum segments limit" in (error.message or "").lower():
             hint = " (the server caps chunks per request: lower batch_size)"
-        from airflow_provider_dify.operators._document_sync import is_permanent
+        from airflow_provider_dify.operators.sync._document_sync import is_permanent
 
         permanent = {"permanent": True} if is_permanent(error) else {}
         if operation == "add":

@@ -37,11 +37,11 @@ from airflow_provider_dify.operators._content import (
 )
 from airflow_provider_dify.operators._copies import document_survivor, usable_document
 from airflow_provider_dify.operators._documents import FAILED_INDEXING, metadata_matches, write_document
-from airflow_provider_dify.operators._pool import AHEAD_PER_WORKER, completed_in_window
+from airflow_provider_dify.operators.sync._pool import AHEAD_PER_WORKER, completed_in_window
 
 if TYPE_CHECKING:
     from airflow_provider_dify.hooks.dify import DifyHook
-    from airflow_provider_dify.operators._records import RenderedRecord
+    from airflow_provider_dify.operators.sync._records import RenderedRecord
 
 log = logging.getLogger(__name__)
 

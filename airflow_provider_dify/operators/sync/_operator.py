@@ -1,0 +1,267 @@
+"""The base of the sync operators: arguments, reading and rendering the records, the manifest and its failures."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+
+from airflow_provider_dify.operators._base import (
+    DifyIndexingWaitOperator,
+    bad_arguments_fail_the_task,
+    check_choice,
+    check_dataset_and_document,
+    check_process_rule,
+    check_string,
+)
+from airflow_provider_dify.operators._documents import (
+    DOC_FORMS,
+    INDEXING_TECHNIQUES,
+    refuse_pipeline_knowledge_base,
+    resolve_dataset,
+)
+from airflow_provider_dify.operators._input import literal_records, rendered_records
+from airflow_provider_dify.operators._lineage import KnowledgeBaseLineageMixin
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_dify.hooks.dify import DifyHook
+    from airflow_provider_dify.operators.sync._records import RecordRenderer, RenderedRecord
+
+
+#: Failures that need a fix in the source or the DAG, not a retry: a record that does not render, a planned
+#: write that cannot be made as the knowledge base stands (a name owned by another scope, an archived document).
+PERMANENT_OPERATIONS = frozenset({"render", "plan"})
+#: The XCom key of the manifest of a sync that failed in part.
+FAILED_MANIFEST_XCOM_KEY = "manifest"
+#: Failures listed in the task's error message (all of them are in the manifest).
+_FAILURES_SHOWN = 5
+
+
+def positive_int(value: Any, name: str, maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (maximum and value > maximum):
+        limit = f" and at most {maximum}" if maximum else ""
+        raise ValueError(f"{name}: must be a whole number of at least 1{limit}, got {value!r}.")
+    return value
+
+
+class RecordSyncOperator(KnowledgeBaseLineageMixin, DifyIndexingWaitOperator):
+    """
+    What both sync operators share: the record source, the rendering, the shared hook and the failure report.
+
+    :param dataset_id: the knowledge base's id (templated; or give ``dataset_name``).
+    :param dataset_name: the knowledge base's exact name (templated; or give ``dataset_id``).
+    :param records: the records: a list of dicts, passed as written (its values are never rendered as Jinja);
+        a template string (``"{{ ti.xcom_pull(task_ids='extract') }}"``) or an ``XComArg``, rendered and read as
+        the list it stands for (native objects, JSON or a Python literal); or a callable returning an iterable of
+        dicts, called with the context variables it names (``ds``, ``params``...).
+    :param sql: a query whose rows are the records (templated; ``.sql`` files are read).
+    :param sql_conn_id: the Airflow SQL connection the query runs on (any common-sql ``DbApiHook``).
+    :param parameters: the query's parameters (templated).
+    :param path: an ``ObjectStoragePath`` or URL prefix (templated); each file under it is a record with the
+        columns ``path`` (relative), ``name``, ``suffix``, ``size``, ``uri``.
+    :param path_glob: which files under ``path`` (templated; default ``**/*``: all of them).
+    :param key_field: the column holding each record's stable key.
+    :param text_template: a Jinja template (the record's columns are variables, the record is ``record``) or a
+        callable ``record -> str`` rendering the text; default: one ``column: value`` line per column.
+    :param max_workers: parallel requests on one hook (its connection pool holds 32).
+    :param indexing_technique: used while the knowledge base has none (its own is used otherwise).
+    :param process_rule: Dify's chunking rule for the documents written (default ``{"mode": "automatic"}``).
+    :param doc_form: used while the knowledge base has none; must match its form otherwise.
+    :param allow_empty_source: let a source with no records delete every document or chunk of the scope
+        (otherwise refused, so a broken query does not empty the knowledge base).
+    :param shard: ``(index, count)``: sync only the records (and own only the documents or chunks) whose
+        identity hashes to this shard, to split one sync over ``.expand(shard=shards(count))``
+        (:mod:`airflow_provider_dify.operators.shards`).
+    :param dify_conn_id: the ``dify`` connection.
+    :param deferrable: wait for indexing in the triggerer; defaults to ``[operators] default_deferrable``.
+    :param indexing_timeout: seconds to wait for indexing before failing.
+    :param poll_interval: seconds between indexing polls.
+    :param stall_timeout: seconds without indexing progress before failing (``None``: never).
+    :param asset_alias: the asset alias the knowledge base's asset event goes through when the sync changed it
+        (default ``dify:<dify_conn_id>``; see docs/assets.md).
+    """
+
+    template_fields: Sequence[str] = (
+        "dataset_id",
+        "dataset_name",
+        "records",
+        "sql",
+        "sql_conn_id",
+        "parameters",
+        "path",
+        "path_glob",
+        "dify_conn_id",
+    )
+    template_ext: Sequence[str] = (".sql",)
+    template_fields_renderers = {"sql": "sql", "records": "json", "parameters": "json"}
+    ui_color = "#dbe7ff"
+
+    def __init__(
+        self,
+        *,
+        dataset_id: str | None = None,
+        dataset_name: str | None = None,
+        records: list[dict[str, Any]] | Callable[..., Any] | str | None = None,
+        sql: str | None = None,
+        sql_conn_id: str | None = None,
+        parameters: Any = None,
+        path: Any = None,
+        path_glob: str = "**/*",
+        key_field: str | None = None,
+        text_template: str | Callable[[dict[str, Any]], Any] | None = None,
+        max_workers: int = 4,
+        indexing_technique: str | None = None,
+        process_rule: Mapping[str, Any] | None = None,
+        doc_form: str | None = None,
+        allow_empty_source: bool = False,
+        shard: Sequence[int] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        from airflow_provider_dify.operators.shards import check_shard
+        from airflow_provider_dify.operators.sync._records import check_one_source
+
+        self.shard = check_shard(shard)
+
+        check_one_source(records=records, sql=sql, path=path, sql_conn_id=sql_conn_id)
+        self.dataset_id = dataset_id
+        self.dataset_name = dataset_name
+        check_dataset_and_document(self, build=True, document=False)
+        check_choice(indexing_technique, INDEXING_TECHNIQUES, "indexing_technique")
+        check_choice(doc_form, DOC_FORMS, "doc_form")
+        check_process_rule(process_rule)
+        check_string(path_glob, "path_glob")
+        self.records = literal_records(records)  # record values are data: never rendered as Jinja
+        self.sql = sql
+        self.sql_conn_id = sql_conn_id
+        self.parameters = parameters
+        self.path = path
+        self.path_glob = path_glob
+        self.key_field = key_field
+        self.text_template = text_template
+        self.max_workers = positive_int(max_workers, "max_workers", 32)
+        self.indexing_technique = indexing_technique
+        self.process_rule = dict(process_rule) if process_rule else None
+        self.doc_form = doc_form
+        self.allow_empty_source = bool(allow_empty_source)
+
+    # -- shared steps ----------------------------------------------------------------------------------------
+
+    def _renderer(self) -> RecordRenderer:
+        raise NotImplementedError
+
+    def _shared_hook(self) -> DifyHook:
+        """The hook, with its settings and session made before the worker threads share it."""
+        hook = self.hook
+        _ = hook.settings, hook.session
+        return hook
+
+    def _dataset(self) -> dict[str, Any]:
+        with bad_arguments_fail_the_task():
+            check_dataset_and_document(self, build=False, document=False)
+        dataset = resolve_dataset(self._shared_hook(), dataset_id=self.dataset_id, dataset_name=self.dataset_name)
+        return refuse_pipeline_knowledge_base(dataset, type(self).__name__)
+
+    def _read_records(self, context: Context | None) -> tuple[list[RenderedRecord], list[dict[str, Any]]]:
+        """Read and render every record; a wrong argument fails the task here, before anything is written."""
+        from airflow_provider_dify.operators.sync._records import read_records, render_all
+
+        with bad_arguments_fail_the_task():
+            renderer = self._renderer()
+            records = read_records(
+                context,
+                records=rendered_records(self.records),
+                sql=self.sql,
+                sql_conn_id=self.sql_conn_id,
+                parameters=self.parameters,
+                path=self.path,
+                path_glob=self.path_glob,
+                read_text=self.path is not None and not renderer.files_as_uploads,
+            )
+            rendered, failures = render_all(renderer, records)
+        self.log.info("Read %d record(s) (%d could not be rendered)", len(rendered) + len(failures), len(failures))
+        return rendered, failures
+
+    def _owned(self, identity: str | None) -> bool:
+        """Whether this sync's shard owns a document name or chunk key (always, without ``shard``)."""
+        from airflow_provider_dify.operators.shards import owns
+
+        return owns(self.shard, identity)
+
+    def _document_options(self, dataset: Mapping[str, Any]) -> dict[str, Any]:
+        """The options every document write sends (checked against the knowledge base)."""
+        from airflow_provider_dify.operators._documents import document_options
+
+        with bad_arguments_fail_the_task():
+            document_options(
+                dataset,
+                indexing_technique=self.indexing_technique,
+                doc_form=self.doc_form,
+                process_rule=self.process_rule,
+            )
+        return {
+            "process_rule": self.process_rule,
+            "indexing_technique": self.indexing_technique,
+            "doc_form": self.doc_form,
+        }
+
+    def _refuse_emptying(self, rendered: Sequence[Any], failures: Sequence[Any], deletes: int, what: str) -> None:
+        if not rendered and not failures and deletes and not self.allow_empty_source:
+            raise AirflowException(
+                f"The source returned no records, so the sync would delete all {deletes} {what} of its scope;"
+                " refusing. Pass allow_empty_source=True if an empty source is expected."
+            )
+
+    def _fail_if_dataset_gone(self, dataset: Mapping[str, Any]) -> None:
+        """Fail with :class:`~airflow_provider_dify.exceptions.DifyDatasetNotFoundError` when the knowledge base
+        was deleted while the task ran (the hook then sent nothing more to it)."""
+        from airflow_provider_dify.exceptions import DifyDatasetNotFoundError
+
+        dataset_id = str(dataset["id"])
+        if self.hook.dataset_gone(dataset_id):
+            raise DifyDatasetNotFoundError(
+                f"knowledge base {dataset.get('name')!r} ({dataset_id}) was deleted while the sync ran; the sync"
+                " stopped (recreate the knowledge base, then run the task again)",
+                dataset_id=dataset_id,
+                status=404,
+                code="not_found",
+            )
+
+    def _finish(self, context: Context, manifest: dict[str, Any], what: str) -> dict[str, Any]:
+        """Return the manifest, or push it to XCom (key ``manifest``) and fail when something failed."""
+        self.report_knowledge_base(context, manifest)
+        failed = manifest["failed"]
+        if not failed:
+            return manifest
+        context["ti"].xcom_push(key=FAILED_MANIFEST_XCOM_KEY, value=manifest)
+        shown = "; ".join(
+            f"{failure.get('name') or failure.get('key') or failure.get('id') or ''} ({failure['operation']}):"
+            f" {failure['error']}"
+            for failure in failed[:_FAILURES_SHOWN]
+        )
+        more = f"; and {len(failed) - _FAILURES_SHOWN} more" if len(failed) > _FAILURES_SHOWN else ""
+        if all(failure.get("permanent") or failure["operation"] in PERMANENT_OPERATIONS for failure in failed):
+            # Nothing a retry could fix (records that do not render, files or values Dify refuses): fail for good.
+            raise AirflowFailException(
+                f"{manifest['counts']['failed']} {what} failed and a retry cannot fix them (the rest are done; the"
+                f" manifest is in XCom {FAILED_MANIFEST_XCOM_KEY!r}); fix the records or the arguments: {shown}{more}"
+            )
+        raise AirflowException(
+            f"{manifest['counts']['failed']} {what} failed (the rest are done; the manifest is in XCom"
+            f" {FAILED_MANIFEST_XCOM_KEY!r}, and a retry finishes the remainder): {shown}{more}"
+        )
+
+
+def indexing_summary(results: Sequence[Mapping[str, Any]], counts: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The indexing part of a manifest: documents waited on, completed, and their chunks (``counts``: the
+    trigger event's, which covers documents its bounded list does not name)."""
+    if counts:
+        return {key: int(counts.get(key) or 0) for key in ("documents", "completed", "chunks")}
+    return {
+        "documents": len(results),
+        "completed": sum(1 for result in results if result.get("indexing_status") == "completed"),
+        "chunks": sum(int(result.get("total_segments") or 0) for result in results),
+    }

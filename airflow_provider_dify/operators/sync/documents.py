@@ -1,0 +1,275 @@
+"""DifySyncDocumentsOperator: one Dify document per record."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_dify.operators._base import (
+    bad_arguments_fail_the_task,
+    check_string,
+    skip_check,
+)
+from airflow_provider_dify.operators._input import check_uploads
+from airflow_provider_dify.operators.sync._document_sync import SCOPE_FIELD
+from airflow_provider_dify.operators.sync._operator import RecordSyncOperator, indexing_summary, positive_int
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_dify.operators.sync._records import RecordRenderer, RenderedRecord
+
+
+class DifySyncDocumentsOperator(RecordSyncOperator):
+    """
+    Make a knowledge base hold exactly the current records of a scope, one document per record.
+
+    Reads the records (a list from XCom, a callable, a SQL query, or files under an object storage prefix),
+    renders each into a document name, a text (or the file itself) and metadata, lists the knowledge base once,
+    and then creates the new documents, rewrites the changed ones (told by the content hash kept in the
+    metadata field ``airflow_content_hash``), writes the metadata of the ones whose only change is metadata,
+    leaves the rest untouched (no request), and with ``delete_missing`` deletes the documents of the scope that
+    the source no longer has. Writes run on ``max_workers`` threads sharing one hook (and the connection's
+    ``requests_per_minute`` throttle); the hash and metadata are written ``metadata_batch_size`` documents a
+    request. Each document is written by the provider's single-document write (the one
+    :class:`~airflow_provider_dify.operators.documents.DifyCreateDocumentOperator` uses), so both agree on
+    whether a document changed.
+
+    A scope keeps DAGs and partitions from deleting each other's documents: with ``scope``, a document belongs
+    to the sync whose scope value it carries in the metadata field ``scope_field`` (whatever its name), or,
+    carrying no scope value, when its name starts with ``name_prefix``; without ``scope``, the documents whose
+    name starts with ``name_prefix`` do. With ``scope`` and ``delete_missing`` the whole knowledge base is
+    listed, so that members renamed by hand are found. Runs that overlap (a backfill with
+    ``max_active_runs > 1``, another DAG, a colleague in the console) are safe: see docs/warehouse-sync.md.
+    Names identify documents in a knowledge base, so give each scope its own ``name_prefix`` as well; a name
+    that another scope owns is reported, never overwritten.
+
+    A record that cannot be written is listed in the manifest and the task fails after the others are done
+    (the manifest is then in XCom ``manifest``); a retry finishes the remainder: everything is read from Dify
+    again, nothing is duplicated.
+
+    Returns the manifest: ``{"granularity": "documents", "dataset_id", "dataset_name", "scope", "counts":
+    {"records", "created", "updated", "unchanged", "deleted", "failed"}, "created": [{"key", "name", "id",
+    "batch"}], "updated": [...], "deleted": [{"name", "id"}], "failed": [{"key", "name", "document_id",
+    "operation", "error"}], "batches": [...], "requests": {"metadata"}, "indexing": {"documents", "completed",
+    "chunks"} | None, "console_url"}``, never a document's text. ``updated`` entries with ``batch`` ``None``
+    had only their metadata written.
+
+    :param name_template: a Jinja template or a callable giving each document's name (default: ``name_prefix``
+        + the key; for files, ``name_prefix`` + the relative path with ``/`` as ``__``).
+    :param name_prefix: put before every name (templated).
+    :param metadata_fields: columns that become Dify metadata: a list, or ``{column: metadata name}``.
+    :param scope: the scope value (templated), e.g. ``"warehouse:products"``; ``None`` scopes by ``name_prefix``.
+    :param scope_field: the metadata field holding the scope.
+    :param delete_missing: delete the documents of the scope that no record wants.
+    :param metadata_batch_size: documents per metadata request.
+    :param wait_for_indexing: wait until the written documents are indexed (in the triggerer with
+        ``deferrable``). Each poll reads every document still waited on.
+
+    The other parameters are those of the record source, rendering and waiting: ``dataset_id``,
+    ``dataset_name``, ``records``, ``sql``, ``sql_conn_id``, ``parameters``, ``path``, ``path_glob``,
+    ``key_field``, ``text_template``, ``max_workers``, ``indexing_technique``, ``process_rule``, ``doc_form``,
+    ``allow_empty_source``, ``dify_conn_id``, ``deferrable``, ``indexing_timeout``, ``poll_interval``,
+    ``stall_timeout``.
+    """
+
+    template_fields: Sequence[str] = (*RecordSyncOperator.template_fields, "name_prefix", "scope")
+
+    def __init__(
+        self,
+        *,
+        name_template: str | Callable[[dict[str, Any]], Any] | None = None,
+        name_prefix: str = "",
+        metadata_fields: Sequence[str] | Mapping[str, str] | None = None,
+        scope: str | None = None,
+        scope_field: str = SCOPE_FIELD,
+        delete_missing: bool = False,
+        metadata_batch_size: int = 100,
+        wait_for_indexing: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if self.key_field is None and name_template is None and self.path is None:
+            raise ValueError(
+                "key_field or name_template: each record needs a stable document name; pass the key column"
+                " (key_field='id') or a name template."
+            )
+        if delete_missing and scope is None and not name_prefix:
+            raise ValueError(
+                "scope or name_prefix: delete_missing=True deletes the documents of the sync's scope, so give one"
+                " (scope='my_dag:table' or name_prefix='table-'); without it every document would be in scope."
+            )
+        if self.text_template is not None and self.path is not None:
+            raise ValueError(
+                "text_template: files from path= are uploaded as they are (Dify extracts their text); drop"
+                " text_template, or sync them with DifySyncChunksOperator to render text."
+            )
+        check_string(scope_field, "scope_field")
+        self.name_template = name_template
+        self.name_prefix = name_prefix
+        self.metadata_fields = metadata_fields
+        self.scope = scope
+        self.scope_field = scope_field
+        self.delete_missing = bool(delete_missing)
+        self.metadata_batch_size = positive_int(metadata_batch_size, "metadata_batch_size")
+        self.wait_for_indexing = bool(wait_for_indexing)
+        if not skip_check(name_prefix, True):
+            self._renderer()  # check the templates and metadata columns when the DAG is built
+
+    def _renderer(self) -> RecordRenderer:
+        from airflow_provider_dify.operators.sync._records import RecordRenderer
+
+        return RecordRenderer(
+            key_field=self.key_field,
+            name_template=self.name_template,
+            name_prefix=self.name_prefix if isinstance(self.name_prefix, str) else "",
+            text_template=self.text_template,
+            metadata_fields=self.metadata_fields,
+            files_as_uploads=True,
+        )
+
+    def _scope(self) -> str | None:
+        if self.scope is None:
+            if self.delete_missing and not self.name_prefix:
+                raise ValueError("scope or name_prefix: both rendered empty, and delete_missing=True needs one.")
+            return None
+        return check_string(str(self.scope), "scope").strip()
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Sync the records; wait for indexing if asked; return the manifest."""
+        from airflow_provider_dify.operators.sync._document_sync import DocumentSync, needed_fields, plan_documents
+
+        with bad_arguments_fail_the_task():
+            scope = self._scope()
+        rendered, failures = self._read_records(context)  # bad records fail here, before any request
+        dataset = self._dataset()
+        dataset_id = str(dataset["id"])
+        hook = self._shared_hook()
+        url = self.push_console_url(context, dataset_id)
+        if self.shard is not None:
+            rendered = [record for record in rendered if self._owned(record.name)]
+            failures = [failure for failure in failures if self._owned(failure.get("name"))]
+        check_uploads(hook, rendered)
+        options = self._document_options(dataset)
+        # With a scope and delete_missing the whole knowledge base is listed: a member renamed by hand is found by
+        # its scope value. Otherwise the name prefix narrows the listing.
+        keyword = None if scope is not None and self.delete_missing else self.name_prefix or None
+        listed = list(hook.iter_documents(dataset_id, keyword=keyword))
+        if self.shard is not None:  # the other shards' documents are neither planned nor deleted here
+            listed = [document for document in listed if self._owned(document.get("name"))]
+        hashes, hash_failures = self._hashes(rendered, dataset, options)
+        failures += hash_failures
+        writable = [record for record in rendered if record.name in hashes]
+        plan = plan_documents(
+            writable,
+            hashes,
+            listed,
+            scope=scope,
+            scope_field=self.scope_field,
+            name_prefix=self.name_prefix,
+            delete_missing=self.delete_missing,
+            keep_names=[failure["name"] for failure in failures if failure.get("name")],
+        )
+        self.log.info(
+            "Plan: %d to create, %d to update, %d metadata-only, %d unchanged, %d to delete (%d listed in Dify)",
+            len(plan.create),
+            len(plan.update),
+            len(plan.metadata_only),
+            len(plan.unchanged),
+            len(plan.delete),
+            len(listed),
+        )
+        self._refuse_emptying(rendered, failures, len(plan.delete), "documents")
+        fields: dict[str, dict[str, Any]] = {}
+        if plan.create or plan.update or plan.metadata_only:
+            with bad_arguments_fail_the_task():
+                fields = needed_fields(hook, dataset_id, writable, scope=scope, scope_field=self.scope_field)
+        sync = DocumentSync(
+            hook,
+            dataset,
+            options=options,
+            scope=scope,
+            scope_field=self.scope_field,
+            max_workers=self.max_workers,
+            metadata_batch_size=self.metadata_batch_size,
+            name_prefix=self.name_prefix,
+        )
+        result = sync.run(plan, hashes, fields, on_progress=self._progress_logger())
+        failed = failures + result.failed
+        manifest = {
+            "granularity": "documents",
+            "dataset_id": dataset_id,
+            "dataset_name": dataset.get("name"),
+            "scope": scope if scope is not None else self.name_prefix,
+            "counts": {
+                "records": len(rendered) + len(failures),
+                "created": len(result.created),
+                "updated": len(result.updated),
+                "unchanged": len(plan.unchanged),
+                "deleted": len(result.deleted),
+                "failed": len(failed),
+            },
+            "created": result.created,
+            "updated": result.updated,
+            "deleted": result.deleted,
+            "failed": failed,
+            "batches": sorted({entry["batch"] for entry in result.created + result.updated if entry.get("batch")}),
+            "requests": {"metadata": result.metadata_requests},
+            "indexing": None,
+            "console_url": url,
+        }
+        if self.shard is not None:
+            manifest["shard"] = list(self.shard)
+        self.log.info("Synced: %s", manifest["counts"])
+        reindexed = [entry["id"] for entry in result.created + result.updated if entry.get("batch")]
+        if self.wait_for_indexing and reindexed:
+            results = self.wait_until_indexed(
+                context, dataset_id=dataset_id, batch=None, document_ids=reindexed, manifest=manifest
+            )
+            manifest["indexing"] = indexing_summary(results)
+        return self._finish(context, manifest, "document(s)")
+
+    def execute_complete(
+        self, context: Context, event: Mapping[str, Any] | None = None, manifest: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Resume after the indexing trigger: add the indexing summary to the manifest and return it."""
+        resumed = self.resumed_manifest(context, event, manifest)
+        resumed["indexing"] = indexing_summary(resumed["indexing"], (event or {}).get("counts"))
+        return self._finish(context, resumed, "document(s)")
+
+    def _hashes(
+        self, rendered: list[RenderedRecord], dataset: Mapping[str, Any], options: Mapping[str, Any]
+    ) -> tuple[dict[str, str], list[dict[str, Any]]]:
+        """Content hashes by name (files are read on the worker threads); a file that cannot be read fails."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from airflow_provider_dify.operators._documents import content_settings, document_options
+
+        settings = content_settings(document_options(dataset, **options))
+        hashes: dict[str, str] = {}
+        failures: list[dict[str, Any]] = []
+
+        def compute(record: RenderedRecord) -> tuple[RenderedRecord, str | None, str | None]:
+            try:
+                return record, record.content_hash(settings), None
+            except (OSError, ValueError) as error:
+                return record, None, f"reading the file failed: {error}"
+
+        if any(record.file is not None for record in rendered):
+            with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="dify-hash") as pool:
+                outcomes = list(pool.map(compute, rendered))
+        else:
+            outcomes = [compute(record) for record in rendered]
+        for record, value, error in outcomes:
+            if value is None:
+                failures.append({"key": record.key, "name": record.name, "operation": "read", "error": error})
+            else:
+                hashes[record.name] = value
+        return hashes, failures
+
+    def _progress_logger(self) -> Callable[[int, int], None]:
+        def report(done: int, total: int) -> None:
+            if done % 100 == 0 or done == total:
+                self.log.info("Wrote %d of %d document(s)", done, total)
+
+        return report
