@@ -1,5 +1,5 @@
 """
-Section 8 (issue 14), the rate budget: 1, 2 and 4 worker processes syncing into one workspace under one limit.
+Section 9 (issue 14), the rate budget: 1, 2 and 4 worker processes syncing into one workspace under one limit.
 
 The emulator enforces Dify's rate limit: a sliding window that counts refused calls too. To keep the run
 short the window is shortened (the limiter is told the same window through the connection's
@@ -29,7 +29,7 @@ from bench.report import SectionResult, fmt_count, fmt_seconds, ratio
 from bench.sizes import Sizes
 
 KEY = "budget"
-TITLE = "8. Rate budget: workers sharing one workspace's rate limit"
+TITLE = "9. Rate budget: workers sharing one workspace's rate limit"
 QUESTION = (
     "Under Dify's rate limit (a sliding window per workspace that counts refused calls), what share of the "
     "time-optimal write rate do 1, 2 and 4 worker processes reach together, each told the workspace's limit, "

@@ -1,5 +1,5 @@
 """
-Section 11 (issue 14), memory at scale: peak RSS of a sync process at 10,000 and 100,000 records.
+Section 12 (issue 14), memory at scale: peak RSS of a sync process at 10,000 and 100,000 records.
 
 Each sync runs in a fresh process (spawned), against the emulator served by the bench process, so the figure is
 the sync's alone. The records are made in the child (about 300 bytes of text each) before the baseline: they
@@ -19,7 +19,7 @@ from bench.report import SectionResult, fmt_count, fmt_mib
 from bench.sizes import Sizes
 
 KEY = "rss"
-TITLE = "11. Memory at scale: peak RSS of one sync process"
+TITLE = "12. Memory at scale: peak RSS of one sync process"
 QUESTION = "How much memory does one sync process take for 10,000 and 100,000 records, beyond the texts themselves?"
 
 

@@ -1,5 +1,5 @@
 """
-Section 9 (issue 14), waiting at scale: what one trigger poll costs at 10 and at 10,000 documents.
+Section 10 (issue 14), waiting at scale: what one trigger poll costs at 10 and at 10,000 documents.
 
 The emulator holds the documents still indexing (its queue is made slow). One poll of the trigger's
 asynchronous check runs on an event loop with a heartbeat task that notes the longest time the loop went
@@ -22,7 +22,7 @@ from bench.report import SectionResult, fmt_count, fmt_ms
 from bench.sizes import Sizes
 
 KEY = "scale"
-TITLE = "9. Waiting at scale: one trigger poll at 10 and at 10,000 documents"
+TITLE = "10. Waiting at scale: one trigger poll at 10 and at 10,000 documents"
 QUESTION = (
     "Does waiting on 10,000 documents cost the triggerer the same event size and event-loop time per poll as "
     "waiting on 10?"
@@ -195,7 +195,7 @@ def waiting(sizes: Sizes) -> SectionResult:
 
 
 THROUGHPUT_KEY = "throughput"
-THROUGHPUT_TITLE = "10. Throughput without a rate limit: the sync against bare requests, same parallelism"
+THROUGHPUT_TITLE = "11. Throughput without a rate limit: the sync against bare requests, same parallelism"
 THROUGHPUT_QUESTION = (
     "With no rate limit and every request delayed 50 ms, how many documents a second does "
     "`DifySyncDocumentsOperator` write with `max_workers` threads, against the same number of threads posting "
