@@ -36,6 +36,8 @@ from tests.services import free_port
 #: Marks a test that needs a real Airflow 3 (the harness starts Airflow 3's components).
 requires_airflow_3 = pytest.mark.skipif(not AIRFLOW_V_3_0_PLUS, reason="the end-to-end test runs a real Airflow 3")
 
+#: Runs of a CLI command that SQLite refused with "database is locked" before the test fails.
+SQLITE_LOCKED_ATTEMPTS = 3
 #: The states in which a DAG run or task instance is done.
 FINISHED_STATES = ("success", "failed")
 
@@ -93,14 +95,22 @@ class AirflowDeployment:
         """
         Run an ``airflow`` CLI command to its end and fail the test if it fails.
 
+        A command refused with SQLite's "database is locked" (the scheduler held the metadata database longer
+        than SQLite's busy timeout, which a loaded machine sees) rolled back and is run again, up to
+        :data:`SQLITE_LOCKED_ATTEMPTS` times.
+
         :param args: The command's arguments, e.g. ``"dags", "trigger", dag_id``.
         :param timeout: Seconds the command may take.
         :return: Its standard output and standard error.
         """
-        result = subprocess.run(
-            [self.airflow, *args], env=self.env, capture_output=True, timeout=timeout, cwd=self.home, check=False
-        )
-        output = result.stdout.decode(errors="replace") + result.stderr.decode(errors="replace")
+        for attempt in range(1, SQLITE_LOCKED_ATTEMPTS + 1):
+            result = subprocess.run(
+                [self.airflow, *args], env=self.env, capture_output=True, timeout=timeout, cwd=self.home, check=False
+            )
+            output = result.stdout.decode(errors="replace") + result.stderr.decode(errors="replace")
+            if result.returncode == 0 or "database is locked" not in output or attempt == SQLITE_LOCKED_ATTEMPTS:
+                break
+            time.sleep(1.0)
         assert result.returncode == 0, f"airflow {' '.join(args)} failed:\n{output[-4000:]}"
         return output
 
