@@ -7,7 +7,8 @@ API key). All of them subclass :class:`~airflow.exceptions.AirflowException` so 
 task failures.
 
 The errors that cannot succeed on a retry (:class:`DifyAuthenticationError`, :class:`DifyQuotaExceededError`,
-:class:`DifyValidationError`, :class:`DifyFileRejectedError`, :class:`DifyArgumentError`) also subclass
+:class:`DifyValidationError`, :class:`DifyFileRejectedError`, :class:`DifyArgumentError`,
+:class:`DifyDocumentNotFoundError`) also subclass
 :class:`~airflow.exceptions.AirflowFailException`: a task that raises one fails at once, without its Airflow
 retries (Airflow 3.3 does not consult a task's ``retry_policy`` for them either). The others keep the task's
 retries.
@@ -187,6 +188,14 @@ class DifyIndexingError(DifyError):
 
     def _describe(self) -> str:
         return self.message
+
+
+class DifyDocumentNotFoundError(DifyIndexingError, AirflowFailException):
+    """
+    A document waited on is not in the knowledge base, and no poll of the wait ever saw it: the id is wrong (or
+    the document was deleted before the wait began). Waiting again on the same ids cannot succeed, so the task
+    fails without its retries.
+    """
 
 
 class DifyIndexingTimeout(DifyIndexingError):

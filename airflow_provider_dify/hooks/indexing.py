@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_provider_dify.exceptions import (
     DifyConnectionError,
+    DifyDocumentNotFoundError,
     DifyError,
     DifyIndexingError,
     DifyIndexingTimeout,
@@ -956,6 +957,9 @@ def indexing_error(
     if culprit is None:
         culprit = next((entry for entry in documents if entry.get("indexing_status") != COMPLETED), None)
     cls = DifyIndexingTimeout if timed_out else DifyIndexingError
+    never_existed = bool(culprit) and culprit.get("indexing_status") == DELETED and culprit.get("error") == NEVER_SEEN
+    if never_existed and not timed_out:  # the same ids cannot do better on a retry
+        cls = DifyDocumentNotFoundError
     return cls(
         message,
         document_id=culprit.get("id") if culprit else None,

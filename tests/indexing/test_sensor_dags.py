@@ -200,6 +200,30 @@ def test_indexing_error_fails_the_task_naming_the_document(
 
 
 @pytest.mark.parametrize("deferrable", [False, True], ids=["poke", "deferrable"])
+def test_an_id_that_never_existed_fails_the_task_without_its_retries(
+    dify_emulator: Any, dataset_id: str, deferrable: bool
+) -> None:
+    import uuid
+    from datetime import timedelta
+
+    from tests.dag_runner import try_number
+
+    never = str(uuid.uuid4())
+    dag = build_dag(
+        dataset_id,
+        "fine.txt",
+        batch=None,
+        document_ids=[never],
+        deferrable=deferrable,
+        retries=2,
+        retry_delay=timedelta(seconds=0),
+    )
+    dag_run = run(dag)
+    assert task_state(dag_run, "wait") == "failed"
+    assert try_number(dag_run, "wait") == 1  # a retry would wait on the same wrong id
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["poke", "deferrable"])
 def test_soft_fail_skips_a_stalled_wait(dify_emulator: Any, dataset_id: str, deferrable: bool) -> None:
     dify_emulator.set_indexing_outcome("stall.txt", "stall")
     dag = build_dag(dataset_id, "stall.txt", deferrable=deferrable, stall_timeout=0.8, soft_fail=True)

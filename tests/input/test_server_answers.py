@@ -11,8 +11,10 @@ import uuid
 from typing import Any
 
 import pytest
+from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_dify.exceptions import (
+    DifyDocumentNotFoundError,
     DifyIndexingError,
     DifyInvalidResponseError,
     DifyTLSError,
@@ -64,8 +66,9 @@ def test_a_host_that_is_a_web_page_says_to_use_the_api_url(monkeypatch: pytest.M
 def test_a_sensor_on_an_id_that_never_existed_says_so(world: World) -> None:
     never = str(uuid.uuid4())
     sensor = DifyIndexingSensor(task_id="wait", dataset_id=world.a, document_ids=[never], poke_interval=5)
-    with pytest.raises(DifyIndexingError) as raised:
+    with pytest.raises(DifyDocumentNotFoundError) as raised:
         sensor.poke(context())
+    assert isinstance(raised.value, AirflowFailException)  # the same id cannot do better on a retry
     message = str(raised.value)
     assert never in message and "is not in the knowledge base" in message and "check document_ids" in message
     assert "while waiting" not in message
