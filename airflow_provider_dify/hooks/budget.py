@@ -38,7 +38,8 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -260,15 +261,18 @@ class SharedRateBudget:
         self._item = RateLimitItemPerSecond(per_window, self.window_seconds)
         self._limiter = MovingWindowRateLimiter(storage_from_string(storage_uri))
 
-    def acquire(self, sleep: Callable[[float], Any] = time.sleep) -> float:
-        """Block until the shared window has room for one call and count it; return the seconds waited."""
+    def acquire(self, sleep: Callable[[float], Any] = time.sleep) -> tuple[str, float]:
+        """Block until the shared window has room for one call and count it; return a token and the wait."""
         waited = 0.0
         while not self._limiter.hit(self._item, "dify", self.key):
             reset_at = self._limiter.get_window_stats(self._item, "dify", self.key).reset_time
             delay = min(self.window_seconds, max(IN_FLIGHT_POLL_SECONDS, reset_at - time.time()))
             sleep(delay)
             waited += delay
-        return waited
+        return "", waited
+
+    def release(self, token: str) -> None:
+        """Nothing to do: the store dated the call when it counted it (hence the lengthened window)."""
 
 
 def shared_window_seconds(window: float) -> int:
@@ -374,54 +378,30 @@ class MachineRateWindow:
             self._pid = os.getpid()
         return self._file
 
-    def _locked(self) -> _LockedEntries:
-        return _LockedEntries(self)
-
-
-class _LockedEntries:
-    """The entries of a machine window's file, read under an exclusive lock and written back on exit."""
-
-    def __init__(self, owner: MachineRateWindow) -> None:
-        self._owner = owner
-        self._entries: list[tuple[str, float, bool]] = []
-
-    def __enter__(self) -> list[tuple[str, float, bool]]:
+    @contextmanager
+    def _locked(self) -> Iterator[list[tuple[str, float, bool]]]:
+        """The file's entries, read under an exclusive lock and written back when the block ends without error."""
         import fcntl
 
-        self._owner._lock.acquire()
-        try:
-            handle = self._owner._open()
+        with self._lock:
+            handle = self._open()
             fcntl.flock(handle, fcntl.LOCK_EX)
-            handle.seek(0)
-            for line in handle.read().splitlines():
-                try:
-                    token, at, state = line.split(" ")
-                    self._entries.append((token, float(at), state == "d"))
-                except ValueError:  # a line cut short by a process killed while writing
-                    continue
-        except BaseException:
-            self._release()
-            raise
-        return self._entries
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            handle = self._owner._file
-            handle.seek(0)
-            handle.truncate()
-            handle.write("".join(f"{token} {at!r} {'d' if done else 'f'}\n" for token, at, done in self._entries))
-            handle.flush()
-        finally:
-            self._release()
-
-    def _release(self) -> None:
-        import fcntl
-
-        try:
-            if self._owner._file is not None:
-                fcntl.flock(self._owner._file, fcntl.LOCK_UN)
-        finally:
-            self._owner._lock.release()
+            try:
+                handle.seek(0)
+                entries = []
+                for line in handle.read().splitlines():
+                    try:
+                        token, at, state = line.split(" ")
+                        entries.append((token, float(at), state == "d"))
+                    except ValueError:  # a line cut short by a process killed while writing
+                        continue
+                yield entries
+                handle.seek(0)
+                handle.truncate()
+                handle.write("".join(f"{token} {at!r} {'d' if done else 'f'}\n" for token, at, done in entries))
+                handle.flush()
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 _tokens = itertools.count(1)
@@ -436,6 +416,9 @@ def _process_alive(pid: str) -> bool:
         return True
     return True
 
+
+#: A window shared between processes: ``acquire`` blocks until it has room and returns a token for ``release``.
+SharedWindow = MachineRateWindow | SharedRateBudget
 
 _budgets: dict[tuple[str, int | None, float], RateBudget] = {}
 _shared: dict[tuple[str, str, int, float], SharedRateBudget] = {}

@@ -286,9 +286,9 @@ def _storage_uri(value: Any, requests_per_minute: int | None, conn_id: str) -> s
     if value is None:
         return MACHINE_STORAGE if requests_per_minute is not None else None
     uri = str(value).strip()
-    if uri == PROCESS_STORAGE or (uri == MACHINE_STORAGE and requests_per_minute is not None):
+    if uri == PROCESS_STORAGE:  # nothing shared: harmless without a limit
         return uri if requests_per_minute is not None else None
-    if uri not in (MACHINE_STORAGE, PROCESS_STORAGE) and "://" not in uri:
+    if uri != MACHINE_STORAGE and "://" not in uri:
         raise ValueError(
             f"Connection {conn_id!r}: extra 'rate_limit_storage' must be 'machine', 'process' or a storage URI of"
             " the 'limits' library, e.g. redis://redis-host:6379/0."

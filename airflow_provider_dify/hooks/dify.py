@@ -22,9 +22,8 @@ from airflow_provider_dify.exceptions import (
 )
 from airflow_provider_dify.hooks import operations as ops
 from airflow_provider_dify.hooks.budget import (
-    MachineRateWindow,
     RateBudget,
-    SharedRateBudget,
+    SharedWindow,
     machine_window,
     shared_budget,
     workspace_budget,
@@ -168,7 +167,7 @@ class DifyHook(BaseHook):
         return workspace_budget(settings.workspace_key, settings.requests_per_minute, settings.rate_limit_window)
 
     @cached_property
-    def _shared_budget(self) -> SharedRateBudget | MachineRateWindow | None:
+    def _shared_budget(self) -> SharedWindow | None:
         settings = self.settings
         storage = settings.rate_limit_storage
         if storage is None or storage == PROCESS_STORAGE or settings.requests_per_minute is None:
@@ -297,11 +296,9 @@ class DifyHook(BaseHook):
         shared = self._shared_budget
         token: str | None = None
         try:
-            if isinstance(shared, MachineRateWindow):
-                token, machine_waited = shared.acquire(self.sleep)
-                waited += machine_waited
-            elif shared is not None:
-                waited += shared.acquire(self.sleep)
+            if shared is not None:
+                token, shared_waited = shared.acquire(self.sleep)
+                waited += shared_waited
             if waited:
                 log.info("Waited %.1f s for a place in Dify's rate-limit window", waited)
             return self._send_now(request)
@@ -309,7 +306,7 @@ class DifyHook(BaseHook):
             refused = error.status == 403
             raise
         finally:
-            if token is not None and isinstance(shared, MachineRateWindow):
+            if token is not None and shared is not None:
                 shared.release(token)
             budget.release(slot, refused=refused)
 

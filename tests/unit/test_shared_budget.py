@@ -31,11 +31,11 @@ def test_two_workers_share_one_window(redis_url: str) -> None:
     other = SharedRateBudget(redis_url, 4, "workspace-b", window=1.0)
     waits: list[float] = []
     for budget in (first, second, first, second):
-        assert budget.acquire(waits.append) == 0.0
-    assert other.acquire(waits.append) == 0.0  # another workspace has its own window
+        assert budget.acquire(waits.append)[1] == 0.0
+    assert other.acquire(waits.append)[1] == 0.0  # another workspace has its own window
     assert waits == []
     started = time.monotonic()
-    assert first.acquire(time.sleep) > 0  # the fifth call of workspace a waits for the window to slide
+    assert first.acquire(time.sleep)[1] > 0  # the fifth call of workspace a waits for the window to slide
     assert time.monotonic() - started >= 1.0  # the window (1 s, lengthened to whole seconds: 2 s) has moved on
 
 
