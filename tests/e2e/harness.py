@@ -361,6 +361,28 @@ def asset_consumer_dag(dag_id: str, dataset_id: str, host: str) -> str:
     )
 
 
+def alias_link_task(dataset_id: str, host: str, task_id: str = "link_alias") -> str:
+    """
+    DAG-file source of a task (``link_alias()`` calls it) that sends one event through the connection's alias.
+
+    Airflow links an alias to an asset on the first event through it; several tasks sending that first event at
+    once race on SQLite's unique key (``asset_alias_asset``) and the losers are marked failed after they
+    succeeded (docs/assets.md, "Overlapping first events"). Running this task once before they start makes the
+    link. The file must import ``task``, ``knowledge_base_alias`` and ``knowledge_base_asset``.
+
+    :param dataset_id: The knowledge base's id.
+    :param host: The Dify host the asset names (the emulator's URL).
+    :param task_id: The task's id.
+    """
+    return (
+        f"@task(task_id={task_id!r}, outlets=[knowledge_base_alias()])\n"
+        "def link_alias(**context):\n"
+        "    context['outlet_events'][knowledge_base_alias()].add(\n"
+        f"        knowledge_base_asset({dataset_id!r}, host={host!r})\n"
+        "    )\n"
+    )
+
+
 def numbered_records_sync_arguments(dataset_id: str, records: int, scope: str) -> str:
     """
     DAG-file source of a ``dict`` of :class:`~airflow_provider_dify.operators.sync.DifySyncDocumentsOperator`

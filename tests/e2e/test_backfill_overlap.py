@@ -6,6 +6,7 @@ with every record exactly once. Uses the harness of :mod:`tests.e2e.harness`.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 
 from tests.e2e.harness import (
     AirflowDeployment,
+    alias_link_task,
     assert_every_record_once,
     asset_consumer_dag,
     numbered_records_sync_arguments,
@@ -23,6 +25,7 @@ from tests.e2e.harness import (
 pytestmark = pytest.mark.e2e
 
 DAG_ID = "e2e_dify_backfill_overlap"
+LINK_DAG_ID = "e2e_dify_backfill_link"
 DATES = ("2026-01-01", "2026-01-02", "2026-01-03", "2026-01-04")
 RECORDS = 40
 
@@ -33,14 +36,21 @@ from datetime import datetime
 
 from airflow.providers.common.compat.sdk import DAG, task
 
-from airflow_provider_dify.assets import knowledge_base_asset
+from airflow_provider_dify.assets import knowledge_base_alias, knowledge_base_asset
 from airflow_provider_dify.operators.sync import DifySyncDocumentsOperator
 
 {consumer_dag}
 SYNC_ARGUMENTS = {sync_arguments}
 
-with DAG({dag_id!r}, schedule="@daily", start_date=datetime(2026, 1, 1), catchup=False, max_active_runs=4):
+# Paused until the alias is linked to the asset (the test unpauses it), so that its first runs, which overlap,
+# do not race to make the link.
+with DAG({dag_id!r}, schedule="@daily", start_date=datetime(2026, 1, 1), catchup=False, max_active_runs=4,
+         is_paused_upon_creation=True):
     DifySyncDocumentsOperator(task_id="sync", **SYNC_ARGUMENTS)
+
+with DAG({link_dag_id!r}, schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
+{link_alias}
+    link_alias()
 '''
 
 
@@ -49,7 +59,7 @@ def emulator() -> Iterator[Any]:
     from airflow_provider_dify.testing import DifyEmulator
 
     # Slow answers keep each run's task busy long enough for the runs to overlap.
-    with DifyEmulator(indexing_seconds=0.05, queue_pickup_seconds=0.0, latency_seconds=0.03) as dify:
+    with DifyEmulator(indexing_seconds=0.05, queue_pickup_seconds=0.0, latency_seconds=0.15) as dify:
         yield dify
 
 
@@ -62,6 +72,8 @@ def test_backfill_with_overlapping_runs_ends_exact(tmp_path: Path, emulator: Any
             f"{DAG_ID}.py",
             DAG_FILE.format(
                 dag_id=DAG_ID,
+                link_dag_id=LINK_DAG_ID,
+                link_alias=textwrap.indent(alias_link_task(dataset_id, emulator.url), "    "),
                 consumer_dag=asset_consumer_dag("e2e_dify_backfill_consumer", dataset_id, emulator.url),
                 sync_arguments=numbered_records_sync_arguments(dataset_id, RECORDS, "e2e:backfill"),
             ),
@@ -70,6 +82,11 @@ def test_backfill_with_overlapping_runs_ends_exact(tmp_path: Path, emulator: Any
         deployment.start("api-server", "dag-processor", "scheduler")
         deployment.wait_for_api_server()
         deployment.wait_for_dag(DAG_ID)
+        deployment.wait_for_dag(LINK_DAG_ID)
+        deployment.cli("dags", "trigger", LINK_DAG_ID)
+        linked = deployment.wait_until(lambda: deployment.finished_run_state(LINK_DAG_ID), 120, "the alias link")
+        assert linked == "success", deployment.logs()
+        deployment.cli("dags", "unpause", DAG_ID)
         deployment.cli(
             "backfill",
             "create",

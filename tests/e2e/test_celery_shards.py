@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ import pytest
 
 from tests.e2e.harness import (
     AirflowDeployment,
+    alias_link_task,
     assert_every_record_once,
     asset_consumer_dag,
     numbered_records_sync_arguments,
@@ -65,10 +67,7 @@ with DAG({dag_id!r}, schedule=None, start_date=datetime(2026, 1, 1), catchup=Fal
     # Mapped operators are built only when they run, so their alias is not in the parsed DAG, and Airflow links an
     # alias to an asset on the first event through it: four shards doing that at once race on SQLite's unique
     # key (asset_alias_asset). One event through the alias before the shards makes the link.
-    @task(task_id="link_alias", outlets=[knowledge_base_alias()])
-    def link_alias(**context):
-        context["outlet_events"][knowledge_base_alias()].add(knowledge_base_asset({dataset_id!r}, host={host!r}))
-
+{link_alias}
     link_alias() >> sync
 '''
 
@@ -124,10 +123,9 @@ def test_sharded_sync_on_two_celery_workers(tmp_path: Path, redis_url: str, emul
         deployment.write_dag(
             f"{DAG_ID}.py",
             DAG_FILE.format(
-                dataset_id=dataset_id,
                 dag_id=DAG_ID,
                 shards=SHARDS,
-                host=emulator.url,
+                link_alias=textwrap.indent(alias_link_task(dataset_id, emulator.url), "    "),
                 consumer_dag=asset_consumer_dag("e2e_dify_celery_consumer", dataset_id, emulator.url),
                 sync_arguments=numbered_records_sync_arguments(dataset_id, RECORDS, "e2e:celery"),
             ),
