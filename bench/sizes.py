@@ -40,8 +40,8 @@ class Sizes:
     pace_documents: int = 50
     pace_records: int = 5000
     pace_seconds_per_document: float = 2.0
-    budget_documents: int = 232
-    budget_per_window: int = 40
+    budget_documents: int = 1156
+    budget_per_window: int = 120
     budget_window_seconds: float = 6.0
     budget_workers: tuple[int, ...] = (1, 2, 4)
     scale_documents: tuple[int, ...] = (10, 10_000)

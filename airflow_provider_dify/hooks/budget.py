@@ -16,10 +16,14 @@ window stay under its limit:
   them add up to the budget, so reusing only one's own places keeps them all out of 403s.
 - The next call waits until enough of the process's own calls (the refused ones included) have left the
   window: what the window actually needs, not a fixed minute.
+- A process that knows its part of the budget (a shard of a sync: :meth:`RateBudget.part`) keeps to it from
+  the start, and never goes above it: the parts of all shards add up to the limit, so shards on machines that
+  share nothing draw no 403 from each other.
 - A process held back by its limit, below the configured one, tries one call above it ("probe") two windows
-  after a 403, timed just before its own oldest call leaves the window (so that a refused probe costs no other
-  call a 403). An accepted probe raises the limit by one and the next may follow at once (so the places a
-  finished worker leaves are taken up within seconds); a refused one triples the pause before the next.
+  after a 403, timed just before its own oldest call leaves the window (so that a
+  refused probe costs no other call a 403). An accepted probe raises the limit by one and the next may follow
+  at once (so the places a finished worker leaves are taken up within seconds); a refused one triples the
+  pause before the next.
 
 :class:`MachineRateWindow` shares one sliding window between the processes of one machine (the tasks of a
 LocalExecutor, the processes of a Celery worker) through a locked file: exact sharing with no infrastructure,
@@ -41,7 +45,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +110,40 @@ class RateBudget:
         self._probing = False
         self._next_probe = 0.0
         self._probe_pause = PROBE_PAUSE_WINDOWS * window
+        self._parts: list[int] = []
+        self._before_parts: tuple[int | None, float] = (per_window, 0.0)
+
+    @contextmanager
+    def part(self, calls: int) -> Iterator[None]:
+        """
+        Keep this process to ``calls`` calls a window while in the block: its part of the workspace's limit.
+
+        A shard of a sync takes the part of the limit its records are of the whole, so that the shards of one
+        sync together keep to the limit on machines that share no window. No probe goes above the part: with
+        every place of the window spent by the shards, a refused probe would cost a shard that reuses its own
+        place a 403 of its own. Parts of blocks open at once (threads of one process) add up; after the last
+        one the limit and the probes are what they were before.
+
+        :param calls: this process's part of the workspace's limit, at least 1.
+        """
+        if calls < 1:
+            raise ValueError("part: a process's part of the rate limit is at least one call a window.")
+        with self._lock:
+            if not self._parts:
+                self._before_parts = (self.limit, self._next_probe)
+            self._parts.append(calls)
+            total = sum(self._parts)
+            self.limit = total if self.configured is None else min(total, self.configured)
+            self._next_probe = math.inf
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._parts.remove(calls)
+                if self._parts:
+                    self.limit = max(1, (self.limit or calls) - calls)
+                else:
+                    self.limit, self._next_probe = self._before_parts
 
     # -- admitting -------------------------------------------------------------------------------------------
 
@@ -274,6 +312,11 @@ class SharedRateBudget:
     def release(self, token: str) -> None:
         """Nothing to do: the store dated the call when it counted it (hence the lengthened window)."""
 
+    @contextmanager
+    def part(self, calls: int, sync: str = "") -> Iterator[None]:
+        """Nothing to do: every worker counts its calls in this one window, so no shard needs a part of it."""
+        yield
+
 
 def shared_window_seconds(window: float) -> int:
     """The shared window's length: ``window`` plus a margin for the latency, in whole seconds (``limits``'s)."""
@@ -296,15 +339,42 @@ def window_directory() -> str:
     return os.path.join(tempfile.gettempdir(), f"airflow-provider-dify-{user}")
 
 
+#: The kinds of line of a machine's window file (``token time kind``, then calls and sync for a part): a call
+#: answered at a time, a call in flight since a time, a running shard's part of the limit, and a part whose
+#: shard ended at a time.
+ANSWERED, IN_FLIGHT, PART, ENDED_PART = "d", "f", "p", "e"
+_ENTRY_STATES = frozenset({ANSWERED, IN_FLIGHT, PART, ENDED_PART})
+
+
+class _Entry(NamedTuple):
+    """One line of a machine's window file."""
+
+    token: str
+    at: float
+    state: str
+    calls: int = 0
+    sync: str = ""
+
+    @property
+    def pid(self) -> str:
+        return self.token.split("-", 1)[0]
+
+    def line(self) -> str:
+        part = f" {self.calls} {self.sync}" if self.state in (PART, ENDED_PART) else ""
+        return f"{self.token} {self.at!r} {self.state}{part}\n"
+
+
 class MachineRateWindow:
     """
     One sliding window of a workspace shared by every process of this machine, kept in a locked file.
 
     The file lists the workspace's calls of the last window, each dated when its answer arrived (Dify counted it
     before that, so a place reused one window later is free on the server too) or marked in flight. A call is
-    admitted while the file holds fewer than ``per_window`` of them; otherwise it waits until the oldest answered
-    one leaves the window. Calls of a process that died mid-call are dropped. Each process opens the file itself
-    (after a fork too), so ``flock`` keeps the processes apart; a lock keeps the threads of one process apart.
+    admitted while the file holds fewer than the machine's limit of them; otherwise it waits until the oldest
+    answered one leaves the window. The machine's limit is ``per_window``, or, while shards of a sync run here,
+    the sum of their parts (:meth:`part`). Calls and parts of a process that died are dropped. Each process
+    opens the file itself (after a fork too), so ``flock`` keeps the processes apart; a lock keeps the threads of
+    one process apart.
 
     :param per_window: the workspace's limit.
     :param key: the workspace's key (not secret; it names the file).
@@ -341,14 +411,17 @@ class MachineRateWindow:
             with self._locked() as entries:
                 now = self._clock()
                 live = self._live(entries, now)
-                if len(live) < self.per_window:
+                parts = [entry.calls for entry in live if entry.state in (PART, ENDED_PART)]
+                limit = min(self.per_window, sum(parts)) if parts else self.per_window
+                calls = [entry for entry in live if entry.state in (ANSWERED, IN_FLIGHT)]
+                if len(calls) < limit:
                     token = f"{os.getpid()}-{next(_tokens)}"
-                    live.append((token, now, False))
+                    live.append(_Entry(token, now, IN_FLIGHT))
                     entries[:] = live
                     return token, waited
                 entries[:] = live
-                answered = sorted(at for _, at, done in live if done)
-                needed = len(live) - self.per_window + 1
+                answered = sorted(entry.at for entry in calls if entry.state == ANSWERED)
+                needed = len(calls) - limit + 1
                 free_at = answered[needed - 1] + self.window if needed <= len(answered) else now
             delay = max(IN_FLIGHT_POLL_SECONDS, free_at - now)
             sleep(delay)
@@ -358,17 +431,53 @@ class MachineRateWindow:
         """Date the call ``token`` by its answer (now): it leaves the window one window from now."""
         with self._locked() as entries:
             now = self._clock()
-            entries[:] = [entry for entry in entries if entry[0] != token]
-            entries.append((token, now, True))
+            entries[:] = [entry for entry in entries if entry.token != token]
+            entries.append(_Entry(token, now, ANSWERED))
 
-    def _live(self, entries: list[tuple[str, float, bool]], now: float) -> list[tuple[str, float, bool]]:
+    @contextmanager
+    def part(self, calls: int, sync: str = "") -> Iterator[None]:
+        """
+        While in the block, count ``calls`` (a shard's part of the workspace's limit) towards the machine's limit.
+
+        The machine then admits, in a window, the sum of the parts of the shards running here (at most
+        ``per_window``): shards spread over machines that share nothing keep, machine by machine, to the parts of
+        the shards each runs, and all shards of a sync on this machine share the whole limit exactly. The shards
+        of one machine take its places as they come, so they do not end together: the part of a shard that
+        ended still counts while a shard of the same sync runs here (its places stay with the sync, whose parts
+        add up to the limit), and for one window at least (while its calls leave the window).
+
+        :param calls: the shard's part, at least 1.
+        :param sync: what the shards of one sync share (and no other sync does), without spaces.
+        """
+        if calls < 1:
+            raise ValueError("part: a shard's part of the rate limit is at least one call a window.")
+        token = f"{os.getpid()}-{next(_tokens)}"
+        with self._locked() as entries:
+            entries.append(_Entry(token, 0.0, PART, calls, sync))
+        try:
+            yield
+        finally:
+            with self._locked() as entries:
+                entries[:] = [entry for entry in entries if entry.token != token]
+                entries.append(_Entry(token, self._clock(), ENDED_PART, calls, sync))
+
+    def _live(self, entries: list[_Entry], now: float) -> list[_Entry]:
+        """The entries that still count: calls and ended parts of the last window, and the parts and calls in
+        flight of live processes."""
+        running = {entry.sync for entry in entries if entry.state == PART and _process_alive(entry.pid)}
         live = []
-        for token, at, done in entries:
-            if done:
-                if now - at < self.window:
-                    live.append((token, at, done))
-            elif now - at < self.window + STALE_IN_FLIGHT_SECONDS and _process_alive(token.split("-", 1)[0]):
-                live.append((token, at, done))
+        for entry in entries:
+            if entry.state == ANSWERED:
+                if now - entry.at < self.window:
+                    live.append(entry)
+            elif entry.state == ENDED_PART:
+                if now - entry.at < self.window or entry.sync in running:
+                    live.append(entry)
+            elif entry.state == PART:
+                if entry.sync in running and _process_alive(entry.pid):
+                    live.append(entry)
+            elif now - entry.at < self.window + STALE_IN_FLIGHT_SECONDS and _process_alive(entry.pid):
+                live.append(entry)
         return live
 
     def _open(self) -> Any:
@@ -379,7 +488,7 @@ class MachineRateWindow:
         return self._file
 
     @contextmanager
-    def _locked(self) -> Iterator[list[tuple[str, float, bool]]]:
+    def _locked(self) -> Iterator[list[_Entry]]:
         """The file's entries, read under an exclusive lock and written back when the block ends without error."""
         import fcntl
 
@@ -391,14 +500,16 @@ class MachineRateWindow:
                 entries = []
                 for line in handle.read().splitlines():
                     try:
-                        token, at, state = line.split(" ")
-                        entries.append((token, float(at), state == "d"))
-                    except ValueError:  # a line cut short by a process killed while writing
+                        token, at, state, *part = line.split(" ")
+                        if state in _ENTRY_STATES:
+                            calls, sync = (int(part[0]), part[1]) if state in (PART, ENDED_PART) else (0, "")
+                            entries.append(_Entry(token, float(at), state, calls, sync))
+                    except (ValueError, IndexError):  # a line cut short by a process killed while writing
                         continue
                 yield entries
                 handle.seek(0)
                 handle.truncate()
-                handle.write("".join(f"{token} {at!r} {'d' if done else 'f'}\n" for token, at, done in entries))
+                handle.write("".join(entry.line() for entry in entries))
                 handle.flush()
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)

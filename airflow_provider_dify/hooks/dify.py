@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -183,6 +184,29 @@ class DifyHook(BaseHook):
             settings.workspace_key,
             settings.rate_limit_window,
         )
+
+    @contextmanager
+    def rate_limit_part(self, calls: int, sync: str) -> Iterator[None]:
+        """
+        While in the block, keep this worker to ``calls`` requests a window: its part of the workspace's limit.
+
+        A shard of a sync takes the part its records are of the whole, so that shards on machines that share no
+        window keep together to the limit. With the machine's window (the default) the part counts towards the
+        machine's limit, so the shards of a sync on one machine still share the whole limit exactly; with a
+        shared store (Redis) every worker counts in one window and the part changes nothing.
+
+        :param calls: the part, in requests a window (at least 1).
+        :param sync: names the sync the shard is part of (the same in all its shards, and only in them).
+        """
+        import hashlib
+
+        shared = self._shared_budget
+        if shared is None:
+            with self.rate_budget.part(calls):
+                yield
+            return
+        with shared.part(calls, hashlib.sha256(sync.encode()).hexdigest()[:16]):
+            yield
 
     def get_conn(self) -> requests.Session:
         """Return the configured ``requests.Session``."""

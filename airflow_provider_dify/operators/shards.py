@@ -80,6 +80,36 @@ def chunk_identity(chunk: Mapping[str, Any]) -> str:
     return text_of_legacy_chunk(str(chunk.get("content") or ""))
 
 
+def shard_sizes(identities: Iterable[str | None], count: int) -> list[int]:
+    """How many of ``identities`` each of ``count`` shards owns (every shard reads the whole source, so every
+    shard counts the same)."""
+    sizes = [0] * count
+    for identity in identities:
+        sizes[0 if identity is None else shard_of(identity, count)] += 1
+    return sizes
+
+
+def rate_limit_part(limit: int, sizes: Sequence[int], index: int) -> int:
+    """
+    Shard ``index``'s part of a workspace's rate limit: ``limit`` split in proportion to the shards' records.
+
+    Parts are whole calls, by largest remainders (ties to the lower index), so they add up to ``limit``; a
+    shard's part is at least 1 (then the parts of more shards than calls add up to more).
+
+    :param limit: the workspace's limit, calls a window.
+    :param sizes: the records of every shard (:func:`shard_sizes`).
+    :param index: this shard.
+    """
+    count, total = len(sizes), sum(sizes)
+    weights = list(sizes) if total else [1] * count
+    whole = sum(weights)
+    shares = [limit * weight // whole for weight in weights]
+    by_remainder = sorted(range(count), key=lambda shard: (-(limit * weights[shard] % whole), shard))
+    for shard in by_remainder[: limit - sum(shares)]:
+        shares[shard] += 1
+    return max(1, shares[index])
+
+
 def merge_sync_manifests(manifests: Iterable[Mapping[str, Any] | None]) -> dict[str, Any]:
     """
     The summary of the shards of one sync: the counts added up, the shards seen, the first failures.

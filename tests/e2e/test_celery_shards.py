@@ -1,10 +1,11 @@
 """
 End to end: a document sync split over four mapped shards runs on a real Airflow 3 with the CeleryExecutor and
 two Celery workers (Redis as broker and result backend), into one rate-limited emulated knowledge base. The
-shards share the workspace's rate window, so together they stay under the limit, and the knowledge base ends
-with every record exactly once. The window is shared two ways: through the same Redis (``rate_limit_storage``,
-as workers on separate machines need), and by default (no ``rate_limit_storage``), where the task processes of
-the two workers, which run on this one machine, share the machine's window file.
+shards keep together to the workspace's rate limit, and the knowledge base ends with every record exactly once.
+Three ways: through one window in the same Redis (``rate_limit_storage``), by default (no
+``rate_limit_storage``), where the task processes of the two workers, which run on this one machine, share the
+machine's window file, and with each process on its own (``"process"``: what workers on separate machines do
+without a store), where each shard keeps to its part of the limit.
 
 Each worker reports its own hostname (``hostname_callable``, as two machines would), so the metadata DB shows
 which worker ran which shard. Everything started here (Redis, the Airflow processes) is stopped at the end.
@@ -103,7 +104,7 @@ def emulator() -> Iterator[Any]:
         yield dify
 
 
-@pytest.mark.parametrize("window", ["redis", "machine (default)"])
+@pytest.mark.parametrize("window", ["redis", "machine (default)", "process"])
 def test_sharded_sync_on_two_celery_workers(tmp_path: Path, redis_url: str, emulator: Any, window: str) -> None:
     dataset_id = emulator.create_dataset("e2e-celery")["id"]
     modules = tmp_path / "modules"
@@ -112,6 +113,8 @@ def test_sharded_sync_on_two_celery_workers(tmp_path: Path, redis_url: str, emul
     extra: dict[str, Any] = {"requests_per_minute": RATE_LIMIT, "rate_limit_window": RATE_WINDOW}
     if window == "redis":
         extra["rate_limit_storage"] = f"{redis_url}/1"  # the broker is db 0, Celery's results db 2
+    elif window == "process":
+        extra["rate_limit_storage"] = "process"
     connection = {**emulator.connection_dict, "extra": extra}
     env = {
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
@@ -158,7 +161,7 @@ def test_sharded_sync_on_two_celery_workers(tmp_path: Path, redis_url: str, emul
     assert sorted(summary["shards"]) == [[index, SHARDS] for index in range(SHARDS)], summary
     assert (summary["counts"]["created"], summary["counts"]["failed"]) == (RECORDS, 0), summary
     assert_every_record_once(emulator, dataset_id, RECORDS)
-    # The shards shared the workspace's window: (almost) no call was refused.
+    # The shards kept together to the workspace's limit: (almost) no call was refused.
     writes = emulator.write_count()
     refused = emulator.count(status=403)
     assert writes >= RECORDS

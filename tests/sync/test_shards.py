@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import threading
 from collections import Counter
@@ -226,3 +227,57 @@ def test_a_sharded_chunk_sync_does_not_create_the_document(dify_emulator: Any) -
     with pytest.raises(AirflowException, match="without shard and with records=\\[\\]"):
         operator.execute(minimal_context())
     assert dify_emulator.documents(dataset_id) == []
+
+
+def test_the_rate_limit_is_split_in_proportion_to_the_shards_records() -> None:
+    from airflow_provider_dify.operators.shards import rate_limit_part, shard_sizes
+
+    assert shard_sizes(["a", "b", None], 1) == [3]
+    sizes = shard_sizes([f"doc-r{n:04d}" for n in range(1000)], 4)
+    assert sum(sizes) == 1000 and len(set(sizes)) > 1
+    for limit in (4, 7, 100, 1000):
+        parts = [rate_limit_part(limit, sizes, index) for index in range(4)]
+        assert sum(parts) == limit
+        assert all(abs(part - limit * size / 1000) < 1 for part, size in zip(parts, sizes, strict=True))
+    assert [rate_limit_part(10, [5, 0, 5], index) for index in range(3)] == [5, 1, 5]  # at least one call
+    assert [rate_limit_part(10, [0, 0, 0], index) for index in range(3)] == [4, 3, 3]  # no records: evenly
+    assert [rate_limit_part(2, [1, 1, 1], index) for index in range(3)] == [1, 1, 1]  # more shards than calls
+
+
+@pytest.mark.parametrize("granularity", ["documents", "chunks"])
+def test_a_shard_writes_within_its_part_of_the_rate_limit(
+    dify_emulator: Any, monkeypatch: pytest.MonkeyPatch, granularity: str
+) -> None:
+    """The part a shard keeps to is computed from every record (which all shards read), for both syncs."""
+    import json
+
+    from airflow_provider_dify.hooks.dify import DifyHook
+    from airflow_provider_dify.operators.shards import rate_limit_part, shard_sizes
+    from bench.environment import minimal_context
+
+    dataset_id = dify_emulator.create_dataset(f"sharded-parts-{granularity}")["id"]
+    rows = _records(40)
+    common = {"task_id": "sync", "dataset_id": dataset_id, "records": rows, "key_field": "id"}
+    if granularity == "documents":
+        make = functools.partial(DifySyncDocumentsOperator, text_template="{{ body }}", name_prefix="rec-", **common)
+        identities = [f"rec-{row['id']}" for row in rows]
+    else:
+        make = functools.partial(DifySyncChunksOperator, document_name="parts", text_template="{{ body }}", **common)
+        make(records=[]).execute(minimal_context())  # the document, made by an unsharded run
+        identities = [row["body"] for row in rows]
+    parts: list[int] = []
+    real_part = DifyHook.rate_limit_part
+
+    def spy(hook: DifyHook, calls: int, sync: str) -> Any:
+        parts.append(calls)
+        return real_part(hook, calls, sync)
+
+    monkeypatch.setattr(DifyHook, "rate_limit_part", spy)
+    make(shard=(1, 3)).execute(minimal_context())
+    assert parts == []  # the connection does not know the workspace's limit: nothing to split
+    connection = json.loads(dify_emulator.connection_json)
+    connection["extra"] = {**(connection.get("extra") or {}), "requests_per_minute": 50}
+    monkeypatch.setenv("AIRFLOW_CONN_DIFY_DEFAULT", json.dumps(connection))
+    manifest = make(shard=(1, 3)).execute(minimal_context())
+    assert parts == [rate_limit_part(50, shard_sizes(identities, 3), 1)]
+    assert manifest["counts"]["failed"] == 0

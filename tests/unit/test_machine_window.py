@@ -131,3 +131,45 @@ def test_the_process_has_one_client_per_window_in_a_private_directory(tmp_path: 
     assert client is not None and client is machine_window(10, "workspace", 60.0)
     assert Path(client.path).parent == tmp_path / "windows"
     assert (tmp_path / "windows").stat().st_mode & 0o777 == 0o700
+
+
+def _no_wait(seconds: float) -> None:
+    raise TimeoutError(f"would wait {seconds:.1f} s")
+
+
+def _take(window: MachineRateWindow) -> int:
+    """Take (and answer at once) every place the window has now; return how many."""
+    taken = 0
+    while True:
+        try:
+            token, _ = window.acquire(_no_wait)
+        except TimeoutError:
+            return taken
+        window.release(token)
+        taken += 1
+
+
+def test_the_parts_of_the_shards_running_here_are_the_machines_limit(tmp_path: Path) -> None:
+    clock = FakeClock()
+    first, second = _window(tmp_path, clock, per_window=10), _window(tmp_path, clock, per_window=10)
+    with second.part(3, "sync"):
+        with first.part(2, "sync"), first.part(1, "other"):
+            # Three shards on this machine, two of one sync: 2 + 3 + 1 places a window, whoever takes them.
+            assert _take(first) + _take(second) == 6
+            clock.now += 4.0
+        # The first shard of the sync ended: its part stays with the sync while the second shard runs; the
+        # other sync's part counts only while its calls leave the window.
+        clock.now += 6.0
+        assert _take(second) == 6
+        clock.now += 10.0
+        assert _take(second) == 5
+    clock.now += 10.0
+    assert _take(first) == 10  # no shard here: the machine's whole limit
+
+
+def test_a_part_of_a_dead_process_is_dropped(tmp_path: Path) -> None:
+    clock = FakeClock()
+    window = _window(tmp_path, clock, per_window=10)
+    dead = 2**22 + 12345  # above Linux's default pid_max: no such process
+    Path(window.path).write_text(f"{dead}-1 0.0 p 2 a\n{os.getpid()}-7 {clock.now - 1.0!r} e 4 b\n{dead}-2 0.0 p")
+    assert _take(window) == 4  # the ended part (4) counts, the dead process's running one does not

@@ -173,3 +173,31 @@ def test_rate_limit_extras() -> None:
 def test_rate_limit_extras_are_checked(extra: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         DifyConnectionSettings.from_fields(host="dify.local", password="k", extra=extra)
+
+
+def test_a_part_caps_the_budget_without_probes_and_ends_as_it_began() -> None:
+    clock = FakeClock()
+    budget = RateBudget(10, window=60, clock=clock)
+    with budget.part(3):
+        assert budget.limit == 3
+        assert [_call(budget, clock) for _ in range(3)] == [0.0, 0.0, 0.0]
+        clock.now += 600  # long after any probe pause: still no call above the part
+        for _ in range(3):
+            _call(budget, clock)
+        slot, delay = budget.try_acquire()
+        assert slot is not None and not slot.probe and delay == pytest.approx(60.0)
+        budget.release(slot, refused=False)
+    assert budget.limit == 10 and budget.refusals == 0
+
+
+def test_parts_open_at_once_add_up() -> None:
+    budget = RateBudget(10, window=60, clock=FakeClock())
+    with budget.part(3):
+        with budget.part(4):
+            assert budget.limit == 7
+        assert budget.limit == 3
+    assert budget.limit == 10
+    with budget.part(8), budget.part(8):
+        assert budget.limit == 10  # never above the configured limit
+    with pytest.raises(ValueError, match="at least one call"), budget.part(0):
+        pass

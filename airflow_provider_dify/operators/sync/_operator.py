@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
@@ -190,6 +191,33 @@ class RecordSyncOperator(KnowledgeBaseLineageMixin, DifyIndexingWaitOperator):
         from airflow_provider_dify.operators.shards import owns
 
         return owns(self.shard, identity)
+
+    @contextmanager
+    def _rate_limit_part(self, identities: Iterable[str | None], sync: str) -> Iterator[None]:
+        """
+        Write within this shard's part of the workspace's rate limit (``identities``: every record's, before the
+        shard took its own): the limit split in proportion to the shards' records, which every shard counts
+        alike, so that the parts add up to the limit (see ``DifyHook.rate_limit_part``; ``sync`` names what the
+        shards write to). Without a shard or a known limit, nothing changes.
+        """
+        from airflow_provider_dify.operators.shards import rate_limit_part, shard_sizes
+
+        hook = self._shared_hook()
+        limit = hook.settings.requests_per_minute
+        if self.shard is None or limit is None:
+            yield
+            return
+        index, count = self.shard
+        part = rate_limit_part(limit, shard_sizes(identities, count), index)
+        self.log.info(
+            "Shard %d of %d keeps to %d of the workspace's %d requests a window (its part of the records)",
+            index,
+            count,
+            part,
+            limit,
+        )
+        with hook.rate_limit_part(part, f"{sync} {count}"):
+            yield
 
     def _document_options(self, dataset: Mapping[str, Any]) -> dict[str, Any]:
         """The options every document write sends (checked against the knowledge base)."""

@@ -214,6 +214,7 @@ class DifySyncChunksOperator(RecordSyncOperator):
         # Records that failed to render keep every shard from deleting chunks no record claims (which of them
         # was theirs cannot be told); each failure is reported by one shard.
         keep_keys = [failure["key"] for failure in failures if failure.get("key")]
+        identities = [chunk_content(record) for record in rendered] if self.shard is not None else []
         if self.shard is not None:  # a chunk's identity is its text: the shard owns the texts that hash to it
             rendered = [record for record in rendered if self._owned(chunk_content(record))]
             failures = [failure for failure in failures if self._owned(failure.get("key"))]
@@ -245,12 +246,13 @@ class DifySyncChunksOperator(RecordSyncOperator):
             )
 
         try:
-            first_plan, result = reconcile(
-                sync,
-                plan,
-                repair_passes=self.repair_passes,
-                check_first_plan=lambda plan: self._refuse_emptying(rendered, failures, len(plan.delete), "chunks"),
-            )
+            with self._rate_limit_part(identities, f"chunks {dataset_id} {document_id}"):
+                first_plan, result = reconcile(
+                    sync,
+                    plan,
+                    repair_passes=self.repair_passes,
+                    check_first_plan=lambda plan: self._refuse_emptying(rendered, failures, len(plan.delete), "chunks"),
+                )
         except DifyDatasetNotFoundError:
             self._fail_if_dataset_gone(dataset)
             raise

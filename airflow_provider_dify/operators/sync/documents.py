@@ -146,6 +146,7 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
         dataset_id = str(dataset["id"])
         hook = self._shared_hook()
         url = self.push_console_url(context, dataset_id)
+        identities = [record.name for record in rendered] if self.shard is not None else []
         if self.shard is not None:
             rendered = [record for record in rendered if self._owned(record.name)]
             failures = [failure for failure in failures if self._owned(failure.get("name"))]
@@ -181,20 +182,21 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
         )
         self._refuse_emptying(rendered, failures, len(plan.delete), "documents")
         fields: dict[str, dict[str, Any]] = {}
-        if plan.create or plan.update or plan.metadata_only:
-            with bad_arguments_fail_the_task():
-                fields = needed_fields(hook, dataset_id, writable, scope=scope, scope_field=self.scope_field)
-        sync = DocumentSync(
-            hook,
-            dataset,
-            options=options,
-            scope=scope,
-            scope_field=self.scope_field,
-            max_workers=self.max_workers,
-            metadata_batch_size=self.metadata_batch_size,
-            name_prefix=self.name_prefix,
-        )
-        result = sync.run(plan, hashes, fields, on_progress=self._progress_logger())
+        with self._rate_limit_part(identities, f"documents {dataset_id} {scope or self.name_prefix}"):
+            if plan.create or plan.update or plan.metadata_only:
+                with bad_arguments_fail_the_task():
+                    fields = needed_fields(hook, dataset_id, writable, scope=scope, scope_field=self.scope_field)
+            sync = DocumentSync(
+                hook,
+                dataset,
+                options=options,
+                scope=scope,
+                scope_field=self.scope_field,
+                max_workers=self.max_workers,
+                metadata_batch_size=self.metadata_batch_size,
+                name_prefix=self.name_prefix,
+            )
+            result = sync.run(plan, hashes, fields, on_progress=self._progress_logger())
         failed = failures + result.failed
         manifest = {
             "granularity": "documents",
