@@ -515,6 +515,7 @@ NOT_API_CALLS = {
     "get_conn",
     "get_connection_form_widgets",
     "get_ui_field_behaviour",
+    "rate_limit_part",
     "send",
     "session",
     "settings",
