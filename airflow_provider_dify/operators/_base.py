@@ -22,6 +22,7 @@ from airflow_provider_dify.exceptions import DifyError
 from airflow_provider_dify.hooks.connection import DEFAULT_CONN_ID
 from airflow_provider_dify.hooks.validation import check_id, check_no_control, check_poll_interval, refuse
 from airflow_provider_dify.links import CONSOLE_URL_XCOM_KEY, DifyConsoleLink, console_url
+from airflow_provider_dify.sensors.indexing import IndexingGroupsMixin
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -309,7 +310,7 @@ class DifyBaseOperator(BaseOperator):
         return url
 
 
-class DifyIndexingWaitOperator(DifyBaseOperator):
+class DifyIndexingWaitOperator(IndexingGroupsMixin, DifyBaseOperator):
     """
     Base of the operators that wait for Dify to index documents, in the worker or in the triggerer.
 

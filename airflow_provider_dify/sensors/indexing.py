@@ -30,6 +30,16 @@ if TYPE_CHECKING:
 PROGRESS_STATE_KEY = "dify_indexing_progress"
 
 
+#: The most document ids one trigger is given. Airflow keeps a trigger's arguments encrypted in a TEXT column of
+#: its metadata DB (65,535 bytes on MySQL), about 53 bytes an id: a wait on more documents is waited on a group
+#: at a time (:class:`IndexingGroupsMixin`), the whole list travelling in the task's own resume arguments.
+TRIGGER_DOCUMENT_LIMIT = 500
+#: The method a task resumes in after one group's trigger (:class:`IndexingGroupsMixin`).
+GROUP_RESUME_METHOD = "execute_indexing_group_done"
+#: The XCom key of a grouped wait's state (``dag.test()`` resumes a task with the trigger's event only).
+WAIT_XCOM_KEY = "dify_indexing_wait"
+
+
 def defer_for_indexing(
     operator: BaseOperator,
     *,
@@ -43,13 +53,17 @@ def defer_for_indexing(
     method_name: str,
     kwargs: dict | None = None,
     progress: dict | None = None,
+    end_time: float | None = None,
 ) -> NoReturn:
     """
     Defer ``operator`` to a :class:`~airflow_provider_dify.triggers.indexing.DifyIndexingTrigger`.
 
     The trigger's deadline is ``timeout`` seconds from now, and ``timeout`` is also Airflow's deferral timeout.
     The task resumes in ``method_name(context, event, **kwargs)``; read the event with
-    :func:`~airflow_provider_dify.hooks.indexing.indexing_results_from_event`.
+    :func:`~airflow_provider_dify.hooks.indexing.indexing_results_from_event`. A wait on more than
+    :data:`TRIGGER_DOCUMENT_LIMIT` documents, by an operator with :class:`IndexingGroupsMixin`, defers on the
+    unfinished ones a group at a time, so that the trigger's stored arguments stay small; ``method_name`` then
+    gets one event for them all.
 
     :param operator: the operator to defer.
     :param dify_conn_id: the ``dify`` connection.
@@ -62,22 +76,134 @@ def defer_for_indexing(
     :param method_name: the operator's method that resumes the task.
     :param kwargs: extra keyword arguments for ``method_name`` (plain JSON).
     :param progress: the snapshot of a check made before deferring, so stall detection carries over.
+    :param end_time: the wait's deadline (epoch seconds) when it began before (default: ``timeout`` from now).
     """
     from datetime import timedelta
 
+    from airflow_provider_dify.hooks.indexing import settled_document_ids
     from airflow_provider_dify.triggers.indexing import DifyIndexingTrigger
 
+    end_time = time.time() + timeout if end_time is None else end_time
+    ids = list(document_ids) if document_ids is not None else None
+    trigger_ids, trigger_progress, resume_method, resume_kwargs = ids, progress, method_name, kwargs
+    if ids is not None and len(ids) > TRIGGER_DOCUMENT_LIMIT and isinstance(operator, IndexingGroupsMixin):
+        settled = settled_document_ids(progress, ids)
+        trigger_ids = [document_id for document_id in ids if document_id not in settled][:TRIGGER_DOCUMENT_LIMIT]
+        trigger_ids = trigger_ids or ids[:TRIGGER_DOCUMENT_LIMIT]
+        trigger_progress = None  # a snapshot describes the whole list; the group's trigger starts its own
+        resume_method = GROUP_RESUME_METHOD
+        resume_kwargs = {
+            "wait": {
+                "dify_conn_id": dify_conn_id,
+                "dataset_id": dataset_id,
+                "batch": batch,
+                "document_ids": ids,
+                "timeout": timeout,
+                "end_time": end_time,
+                "poll_interval": poll_interval,
+                "stall_timeout": stall_timeout,
+                "method_name": method_name,
+                "kwargs": kwargs,
+                "progress": progress,
+            }
+        }
+        from airflow.providers.common.compat.sdk import get_current_context
+
+        # Without the method's own kwargs: dag.test() drops those of every deferral (the manifest has its copy).
+        kept = {name: value for name, value in resume_kwargs["wait"].items() if name != "kwargs"}
+        get_current_context()["ti"].xcom_push(key=WAIT_XCOM_KEY, value=kept)
     trigger = DifyIndexingTrigger(
         dataset_id=dataset_id,
         batch=batch,
-        document_ids=list(document_ids) if document_ids is not None else None,
+        document_ids=trigger_ids,
         dify_conn_id=dify_conn_id,
         poll_interval=poll_interval,
         stall_timeout=stall_timeout,
-        end_time=time.time() + timeout,
-        progress=progress,
+        end_time=end_time,
+        progress=trigger_progress,
     )
-    operator.defer(trigger=trigger, method_name=method_name, kwargs=kwargs, timeout=timedelta(seconds=timeout))
+    operator.defer(
+        trigger=trigger,
+        method_name=resume_method,
+        kwargs=resume_kwargs,
+        timeout=timedelta(seconds=max(1.0, end_time - time.time())),
+    )
+
+
+class IndexingGroupsMixin:
+    """
+    Lets an operator that defers with :func:`defer_for_indexing` wait on any number of documents.
+
+    The trigger of a wait on more than :data:`TRIGGER_DOCUMENT_LIMIT` documents is given a group of them at a
+    time; when one group is indexed the task resumes here, checks every document once, and either resumes in
+    the wait's own method with one event for them all or defers on the next group of unfinished ones. The
+    operator needs a ``hook`` (:class:`~airflow_provider_dify.hooks.dify.DifyHook`).
+    """
+
+    def execute_indexing_group_done(
+        self, context: Context, event: Mapping[str, Any] | None = None, wait: Mapping[str, Any] | None = None
+    ) -> Any:
+        """Resume after one group's trigger (see :class:`IndexingGroupsMixin`)."""
+        if wait is None:  # dag.test() resumes with the event only
+            ti = context["ti"]
+            wait = ti.xcom_pull(task_ids=ti.task_id, key=WAIT_XCOM_KEY, map_indexes=ti.map_index)
+        if not isinstance(wait, Mapping):
+            raise DifyIndexingError("The task resumed from a grouped indexing wait whose state is lost.")
+        return _resume_after_group(self, context, event, wait)
+
+
+def _resume_after_group(
+    operator: Any, context: Context, event: Mapping[str, Any] | None, wait: Mapping[str, Any]
+) -> Any:
+    """A group's trigger fired: one that did not succeed ends the wait with its event; otherwise check every
+    document once, and end the wait with one event for them all or defer on the next group."""
+    from airflow_provider_dify.hooks.indexing import indexing_event, timeout_message
+
+    method = getattr(operator, wait["method_name"])
+    kwargs = wait.get("kwargs") or {}
+    if not isinstance(event, Mapping) or event.get("status") != "success":
+        return method(context, event, **kwargs)
+    dataset_id, batch, document_ids = wait["dataset_id"], wait["batch"], list(wait["document_ids"])
+    progress = wait.get("progress")
+    try:
+        outcome = check_indexing(
+            operator.hook,
+            dataset_id,
+            batch=batch,
+            document_ids=document_ids,
+            progress=progress,
+            stall_timeout=wait.get("stall_timeout"),
+        )
+    except DifyError as error:
+        progress, fatal = record_failed_poll(progress, error)
+        if fatal is not None:
+            raise fatal from error
+    else:
+        if outcome.state != "running":
+            status = "success" if outcome.state == "success" else outcome.state
+            event = indexing_event(
+                status, outcome.message, dataset_id=dataset_id, batch=batch, documents=outcome.documents
+            )
+            return method(context, event, **kwargs)
+        progress = outcome.progress
+        if time.time() >= float(wait["end_time"]):
+            message = timeout_message(wait.get("timeout"), outcome.documents)
+            event = indexing_event("timeout", message, dataset_id=dataset_id, batch=batch, documents=outcome.documents)
+            return method(context, event, **kwargs)
+    defer_for_indexing(
+        operator,
+        dify_conn_id=wait["dify_conn_id"],
+        dataset_id=dataset_id,
+        batch=batch,
+        document_ids=document_ids,
+        timeout=float(wait["timeout"]),
+        poll_interval=float(wait["poll_interval"]),
+        stall_timeout=wait.get("stall_timeout"),
+        method_name=wait["method_name"],
+        kwargs=wait.get("kwargs"),
+        progress=progress,
+        end_time=float(wait["end_time"]),
+    )
 
 
 def _is_list_of_strings(value: Any) -> bool:
@@ -128,7 +254,7 @@ def _check_ids_given(dataset_id: Any, batch: Any, document_ids: Any) -> None:
             check_id(doc_id, f"document_ids[{index}]")
 
 
-class DifyIndexingSensor(BaseSensorOperator):
+class DifyIndexingSensor(IndexingGroupsMixin, BaseSensorOperator):
     """
     Wait until Dify has indexed documents of a knowledge base, and return their per-document results.
 

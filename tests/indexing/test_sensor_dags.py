@@ -170,6 +170,58 @@ def test_deferrable_mode_returns_every_result_when_the_event_names_only_a_few(
     assert {result["indexing_status"] for result in results} == {"completed"}
 
 
+def _trigger_groups(monkeypatch: pytest.MonkeyPatch, limit: int) -> list[tuple[str, ...]]:
+    """Lower the ids a trigger is given to ``limit``; return the id lists the triggers were made with."""
+    import airflow_provider_dify.sensors.indexing as indexing
+    from airflow_provider_dify.triggers.indexing import DifyIndexingTrigger
+
+    monkeypatch.setattr(indexing, "TRIGGER_DOCUMENT_LIMIT", limit)
+    groups: list[tuple[str, ...]] = []
+    real_init = DifyIndexingTrigger.__init__
+
+    def recording_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        real_init(self, *args, **kwargs)
+        groups.append(tuple(self.document_ids or ()))
+
+    monkeypatch.setattr(DifyIndexingTrigger, "__init__", recording_init)
+    return groups
+
+
+@pytest.mark.dify_emulator(indexing_seconds=0.8)
+def test_a_deferred_wait_on_many_documents_waits_a_bounded_group_at_a_time(
+    dify_emulator: Any, dataset_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Airflow stores a trigger's arguments in a TEXT column (64 KB on MySQL): a trigger is given at most
+    TRIGGER_DOCUMENT_LIMIT ids, the unfinished ones, and the task goes on with the next group until all are done."""
+    groups = _trigger_groups(monkeypatch, 2)
+    documents = [dify_emulator.create_document(dataset_id, f"group-{n}.txt", TEXT, wait=False) for n in range(9)]
+    ids = [doc["id"] for doc in documents]
+    dag = build_dag(dataset_id, "group.txt", deferrable=True, sensor_cls=RecordingSensor, batch=None, document_ids=ids)
+    dag_run = run(dag)
+    assert task_state(dag_run, "wait") == "success"
+    assert xcom_value(dag_run, "wait", key="resumed_with") == "success"
+    results = xcom_value(dag_run, "wait")
+    assert sorted(result["id"] for result in results) == sorted(ids)
+    assert {result["indexing_status"] for result in results} == {"completed"}
+    assert groups and all(0 < len(group) <= 2 for group in groups)
+    assert len(set(groups)) >= 2 and set().union(*groups) <= set(ids)  # several groups, each of the wait's ids
+
+
+@pytest.mark.dify_emulator(indexing_seconds=0.8)
+def test_a_grouped_wait_fails_on_a_document_that_failed_outside_the_first_group(
+    dify_emulator: Any, dataset_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    groups = _trigger_groups(monkeypatch, 2)
+    dify_emulator.set_indexing_outcome("group-bad.txt", "error", error="Document parse failed: bad encoding")
+    names = [f"group-{n}.txt" for n in range(5)] + ["group-bad.txt"]
+    ids = [dify_emulator.create_document(dataset_id, name, TEXT, wait=False)["id"] for name in names]
+    dag = build_dag(dataset_id, "group.txt", deferrable=True, sensor_cls=RecordingSensor, batch=None, document_ids=ids)
+    dag_run = run(dag)
+    assert task_state(dag_run, "wait") == "failed"
+    assert xcom_value(dag_run, "wait", key="resumed_with") == "error"
+    assert ids[-1] not in groups[0]
+
+
 def test_deferrable_sensor_does_not_defer_when_already_done(dify_emulator: Any, dataset_id: str) -> None:
     doc = dify_emulator.create_document(dataset_id, "ready.txt", TEXT, wait=True)
     dag = build_dag(

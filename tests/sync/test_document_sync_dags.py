@@ -224,6 +224,30 @@ def test_wait_for_indexing_deferred_in_the_triggerer(dify_emulator: Any, dataset
     assert all(doc["indexing_status"] == "completed" for doc in dify_emulator.documents(dataset_id))
 
 
+@pytest.mark.dify_emulator(indexing_seconds=0.5)
+def test_a_deferred_wait_on_more_documents_than_a_trigger_takes_is_waited_in_groups(
+    dify_emulator: Any, dataset_id: str, warehouse: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sync's manifest and indexing summary come through the grouped deferrals whole."""
+    from tests.indexing.test_sensor_dags import _trigger_groups
+
+    groups = _trigger_groups(monkeypatch, 3)
+    dag_run = run(
+        sync_dag(
+            dataset_id,
+            sql="SELECT * FROM products WHERE product_id <= 8",
+            wait_for_indexing=True,
+            deferrable=True,
+            poll_interval=0.2,
+        )
+    )
+    assert task_state(dag_run, "sync") == "success"
+    manifest = xcom_value(dag_run, "sync")
+    assert manifest["counts"]["created"] == 8
+    assert manifest["indexing"]["documents"] == manifest["indexing"]["completed"] == 8
+    assert len(set(groups)) >= 2 and all(len(group) <= 3 for group in groups)
+
+
 def test_empty_source_does_not_empty_the_scope(dify_emulator: Any, dataset_id: str, warehouse: Path) -> None:
     run(sync_dag(dataset_id))
     execute_sql(warehouse, "DELETE FROM products")
