@@ -39,19 +39,24 @@ def _calls(connection: str, dataset_id: str, go: Any, out: Any) -> None:
     out.put(hook.rate_budget.refusals)
 
 
-def _run(dify: Any, storage: str | None) -> tuple[int, list[float]]:
-    """Run the processes; return the 403s Dify answered and the times of the accepted calls."""
-    dataset_id = dify.create_dataset("machine-window", indexing_technique="economy")["id"]
+def rate_limited_connection(dify: Any, limit: int, window: float, storage: str | None) -> str:
+    """The emulator's connection (JSON) told the workspace's limit, and where to share its window."""
     settings = json.loads(dify.connection_json)
-    extra = {"requests_per_minute": LIMIT, "rate_limit_window": WINDOW, "max_retries": 8}
+    extra = {"requests_per_minute": limit, "rate_limit_window": window, "max_retries": 8}
     if storage is not None:
         extra["rate_limit_storage"] = storage
     settings["extra"] = {**(settings.get("extra") or {}), **extra}
+    return json.dumps(settings)
+
+
+def _run(dify: Any, storage: str | None) -> tuple[int, list[float]]:
+    """Run the processes; return the 403s Dify answered and the times of the accepted calls."""
+    dataset_id = dify.create_dataset("machine-window", indexing_technique="economy")["id"]
+    connection = rate_limited_connection(dify, LIMIT, WINDOW, storage)
     context = multiprocessing.get_context("spawn")
     go, out = context.Event(), context.Queue()
     processes = [
-        context.Process(target=_calls, args=(json.dumps(settings), dataset_id, go, out), daemon=True)
-        for _ in range(PROCESSES)
+        context.Process(target=_calls, args=(connection, dataset_id, go, out), daemon=True) for _ in range(PROCESSES)
     ]
     for process in processes:
         process.start()

@@ -13,13 +13,13 @@ shard keeps to its part of the limit (the limit split in proportion to the shard
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 from typing import Any
 
 import pytest
 
+from tests.sync.test_machine_rate_window import rate_limited_connection
 from tests.sync.test_overlap import assert_exact, rows
 from tests.sync.test_overlap_runs import _pythonpath
 
@@ -48,17 +48,13 @@ def _shard(connection: str, dataset_id: str, index: int, ready: Any, go: Any, ou
 
 def _run_shards(dify: Any, storage: str | None) -> tuple[str, list[Any]]:
     dataset_id = dify.create_dataset("shard-parts", indexing_technique="economy")["id"]
-    settings = json.loads(dify.connection_json)
-    extra = {"requests_per_minute": LIMIT, "rate_limit_window": WINDOW, "max_retries": 8}
-    if storage is not None:
-        extra["rate_limit_storage"] = storage
-    settings["extra"] = {**(settings.get("extra") or {}), **extra}
+    connection = rate_limited_connection(dify, LIMIT, WINDOW, storage)
     context = multiprocessing.get_context("spawn")
     go, out = context.Event(), context.Queue()
     readies = [context.Event() for _ in range(SHARDS)]
     with _pythonpath():
         processes = [
-            context.Process(target=_shard, args=(json.dumps(settings), dataset_id, index, ready, go, out))
+            context.Process(target=_shard, args=(connection, dataset_id, index, ready, go, out))
             for index, ready in enumerate(readies)
         ]
         for process in processes:
