@@ -20,10 +20,9 @@ window stay under its limit:
   the start, and never goes above it: the parts of all shards add up to the limit, so shards on machines that
   share nothing draw no 403 from each other.
 - A process held back by its limit, below the configured one, tries one call above it ("probe") two windows
-  after a 403, timed just before its own oldest call leaves the window (so that a
-  refused probe costs no other call a 403). An accepted probe raises the limit by one and the next may follow
-  at once (so the places a finished worker leaves are taken up within seconds); a refused one triples the
-  pause before the next.
+  after a 403, timed just before its own oldest call leaves the window (so that a refused probe costs no other
+  call a 403). An accepted probe raises the limit by one and the next may follow at once (so the places a
+  finished worker leaves are taken up within seconds); a refused one triples the pause before the next.
 
 :class:`MachineRateWindow` shares one sliding window between the processes of one machine (the tasks of a
 LocalExecutor, the processes of a Celery worker) through a locked file: exact sharing with no infrastructure,
@@ -464,7 +463,8 @@ class MachineRateWindow:
     def _live(self, entries: list[_Entry], now: float) -> list[_Entry]:
         """The entries that still count: calls and ended parts of the last window, and the parts and calls in
         flight of live processes."""
-        running = {entry.sync for entry in entries if entry.state == PART and _process_alive(entry.pid)}
+        parts = [entry for entry in entries if entry.state == PART and _process_alive(entry.pid)]
+        running = {entry.sync for entry in parts}
         live = []
         for entry in entries:
             if entry.state == ANSWERED:
@@ -474,7 +474,7 @@ class MachineRateWindow:
                 if now - entry.at < self.window or entry.sync in running:
                     live.append(entry)
             elif entry.state == PART:
-                if entry.sync in running and _process_alive(entry.pid):
+                if entry in parts:
                     live.append(entry)
             elif now - entry.at < self.window + STALE_IN_FLIGHT_SECONDS and _process_alive(entry.pid):
                 live.append(entry)

@@ -192,23 +192,29 @@ class RecordSyncOperator(KnowledgeBaseLineageMixin, DifyIndexingWaitOperator):
 
         return owns(self.shard, identity)
 
+    def _shard_sizes(self, identities: Iterable[str | None]) -> list[int] | None:
+        """How many records each shard owns (``identities``: every record's), or ``None`` without a shard."""
+        from airflow_provider_dify.operators.shards import shard_sizes
+
+        return None if self.shard is None else shard_sizes(identities, self.shard[1])
+
     @contextmanager
-    def _rate_limit_part(self, identities: Iterable[str | None], sync: str) -> Iterator[None]:
+    def _rate_limit_part(self, sizes: Sequence[int] | None, sync: str) -> Iterator[None]:
         """
-        Write within this shard's part of the workspace's rate limit (``identities``: every record's, before the
-        shard took its own): the limit split in proportion to the shards' records, which every shard counts
-        alike, so that the parts add up to the limit (see ``DifyHook.rate_limit_part``; ``sync`` names what the
-        shards write to). Without a shard or a known limit, nothing changes.
+        Write within this shard's part of the workspace's rate limit: the limit split in proportion to the
+        shards' records (``sizes``, :meth:`_shard_sizes`), which every shard counts alike, so that the parts add
+        up to the limit (see ``DifyHook.rate_limit_part``; ``sync`` names what the shards write to). Without a
+        shard or a known limit, nothing changes.
         """
-        from airflow_provider_dify.operators.shards import rate_limit_part, shard_sizes
+        from airflow_provider_dify.operators.shards import rate_limit_part
 
         hook = self._shared_hook()
         limit = hook.settings.requests_per_minute
-        if self.shard is None or limit is None:
+        if self.shard is None or sizes is None or limit is None:
             yield
             return
         index, count = self.shard
-        part = rate_limit_part(limit, shard_sizes(identities, count), index)
+        part = rate_limit_part(limit, sizes, index)
         self.log.info(
             "Shard %d of %d keeps to %d of the workspace's %d requests a window (its part of the records)",
             index,

@@ -214,7 +214,7 @@ class DifySyncChunksOperator(RecordSyncOperator):
         # Records that failed to render keep every shard from deleting chunks no record claims (which of them
         # was theirs cannot be told); each failure is reported by one shard.
         keep_keys = [failure["key"] for failure in failures if failure.get("key")]
-        identities = [chunk_content(record) for record in rendered] if self.shard is not None else []
+        sizes = self._shard_sizes(chunk_content(record) for record in rendered)
         if self.shard is not None:  # a chunk's identity is its text: the shard owns the texts that hash to it
             rendered = [record for record in rendered if self._owned(chunk_content(record))]
             failures = [failure for failure in failures if self._owned(failure.get("key"))]
@@ -246,7 +246,7 @@ class DifySyncChunksOperator(RecordSyncOperator):
             )
 
         try:
-            with self._rate_limit_part(identities, f"chunks {dataset_id} {document_id}"):
+            with self._rate_limit_part(sizes, f"chunks {dataset_id} {document_id}"):
                 first_plan, result = reconcile(
                     sync,
                     plan,

@@ -146,7 +146,7 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
         dataset_id = str(dataset["id"])
         hook = self._shared_hook()
         url = self.push_console_url(context, dataset_id)
-        identities = [record.name for record in rendered] if self.shard is not None else []
+        sizes = self._shard_sizes(record.name for record in rendered)
         if self.shard is not None:
             rendered = [record for record in rendered if self._owned(record.name)]
             failures = [failure for failure in failures if self._owned(failure.get("name"))]
@@ -182,7 +182,7 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
         )
         self._refuse_emptying(rendered, failures, len(plan.delete), "documents")
         fields: dict[str, dict[str, Any]] = {}
-        with self._rate_limit_part(identities, f"documents {dataset_id} {scope or self.name_prefix}"):
+        with self._rate_limit_part(sizes, f"documents {dataset_id} {scope or self.name_prefix}"):
             if plan.create or plan.update or plan.metadata_only:
                 with bad_arguments_fail_the_task():
                     fields = needed_fields(hook, dataset_id, writable, scope=scope, scope_field=self.scope_field)
