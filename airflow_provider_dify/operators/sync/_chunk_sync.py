@@ -237,51 +237,63 @@ def plan_chunks(
     """
     plan = ChunkPlan()
     wanted: dict[str, WantedChunk] = {}
-    by_key: dict[str, str] = {}
     for record in records:
         chunk = WantedChunk(record, chunk_content(record))
-        if keyed and record.key is not None:
-            by_key[record.key] = chunk.content
         if chunk.content in wanted:
             plan.duplicates += 1
             continue
         wanted[chunk.content] = chunk
     keep = set(keep_keys)
+    deletes: list[Mapping[str, Any]] = []  # put in survivor order once all are known, as a full sort would
 
     def unclaimed(chunk: Mapping[str, Any], key: str | None) -> None:
         if is_header_chunk(chunk, header) or not delete_missing or (keep and (key is None or key in keep)):
             plan.kept += 1
         else:
-            plan.delete.append(chunk)
+            deletes.append(chunk)
 
+    # One pass over the listing, keeping per wanted text only the copy that survives so far: no sort of
+    # every chunk (a key tuple each), nothing but the ids seen besides what the plan holds.
     matched: dict[str, Mapping[str, Any]] = {}
     legacy: list[tuple[Mapping[str, Any], str, str]] = []
-    live_by_id: dict[str, Mapping[str, Any]] = {}  # a listing that shifted can show a chunk twice: once it is
+    seen: set[str] = set()  # a listing that shifted can show a chunk twice: once it is
     for chunk in chunks:
-        if chunk.get("status") != "re_segment":  # re_segment: an old chunk of a re-split document, Dify drops it
-            live_by_id.setdefault(str(chunk.get("id")), chunk)
-    live = list(live_by_id.values())
-    for chunk in sorted(live, key=survivor_order):
+        if chunk.get("status") == "re_segment":  # an old chunk of a re-split document: Dify drops it
+            continue
+        chunk_id = str(chunk.get("id"))
+        if chunk_id in seen:
+            continue
+        seen.add(chunk_id)
         content = chunk_key(str(chunk.get("content") or ""))
         if content in wanted:
-            if content in matched:
-                plan.delete.append(chunk)  # a surplus copy: an older one survives
-                plan.copies += 1
-            else:
+            current = matched.get(content)
+            if current is None:
                 matched[content] = chunk
+            else:  # a surplus copy: the one that comes first in survivor order stays
+                if survivor_order(chunk) < survivor_order(current):
+                    matched[content], chunk = chunk, current
+                deletes.append(chunk)
+                plan.copies += 1
             continue
         key = key_of_chunk(content)
         if key is not None:
             legacy.append((chunk, text_of_legacy_chunk(content), key))
         else:
             unclaimed(chunk, None)
+    del seen
+    deletes.sort(key=survivor_order)
+    plan.delete = deletes
     for content, chunk in matched.items():
         target = wanted[content]
         if target.differs_from(chunk):
             plan.update.append((target, chunk))
         else:
             plan.unchanged.append(target)
-    for chunk, text, key in legacy:  # chunks of earlier versions, oldest first
+    # Chunks of earlier versions, oldest first (rare: the records' keys are mapped only when there are some).
+    by_key: dict[str, str] = {}
+    if keyed and legacy:
+        by_key = {record.key: chunk_content(record) for record in records if record.key is not None}
+    for chunk, text, key in sorted(legacy, key=lambda item: survivor_order(item[0])):
         content = by_key.get(key) if keyed else None
         if content is None and text in wanted:
             content = text
