@@ -30,6 +30,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_dify.exceptions import DifyError, DifyNotFoundError, DifyQuotaExceededError
@@ -208,6 +209,31 @@ class ChunkPlan:
         """Chunks to add, update or delete."""
         return len(self.add) + len(self.update) + len(self.delete)
 
+    def counts(self) -> PlanCounts:
+        """How many chunks each part of the plan holds (what is reported of a plan once it is written)."""
+        return PlanCounts(
+            add=len(self.add),
+            update=len(self.update),
+            unchanged=len(self.unchanged),
+            delete=len(self.delete),
+            copies=self.copies,
+            kept=self.kept,
+            duplicates=self.duplicates,
+        )
+
+
+@dataclass(frozen=True)
+class PlanCounts:
+    """The sizes of a :class:`ChunkPlan` (same names), without the chunks it holds."""
+
+    add: int
+    update: int
+    unchanged: int
+    delete: int
+    copies: int
+    kept: int
+    duplicates: int
+
 
 def is_header_chunk(chunk: Mapping[str, Any], header: str) -> bool:
     """Whether a chunk is (a piece of) the document's header text, which Dify split when it indexed the document."""
@@ -309,13 +335,30 @@ def plan_chunks(
     return plan
 
 
+#: A chunk a sync wrote: ``(key, id)`` (a tuple costs a third of a dict, which matters at 100,000 chunks);
+#: the manifest shows each as ``{"key": key, "id": id}`` (:func:`manifest_entries`).
+WrittenChunk = tuple[str | None, str | None]
+
+
+def manifest_entries(written: Iterable[WrittenChunk]) -> list[dict[str, Any]]:
+    """Written chunks as the manifest lists them: ``[{"key": key, "id": id}]``."""
+    return [{"key": key, "id": chunk_id} for key, chunk_id in written]
+
+
 @dataclass
 class ChunkSyncResult:
-    """The outcome of carrying out chunk plans (plain data for the manifest)."""
+    """
+    The outcome of carrying out chunk plans.
 
-    added: list[dict[str, Any]] = field(default_factory=list)
-    updated: list[dict[str, Any]] = field(default_factory=list)
-    deleted: list[dict[str, Any]] = field(default_factory=list)
+    :param added: the chunks added, ``(key, id)`` each (``id`` ``None`` when Dify's answer did not name it).
+    :param updated: the chunks updated, ``(key, id)``.
+    :param deleted: the chunks deleted, ``(key, id)`` (``key`` from the key line of earlier versions, or ``None``).
+    :param failed: the failed writes (plain data for the manifest).
+    """
+
+    added: list[WrittenChunk] = field(default_factory=list)
+    updated: list[WrittenChunk] = field(default_factory=list)
+    deleted: list[WrittenChunk] = field(default_factory=list)
     failed: list[dict[str, Any]] = field(default_factory=list)
     add_requests: int = 0
     copies_removed: int = 0
@@ -392,19 +435,21 @@ class ChunkSync:
         chunk writes (raised at once) and a document that is gone.
         """
         result = result if result is not None else ChunkSyncResult()
-        batches = [plan.add[start : start + self.batch_size] for start in range(0, len(plan.add), self.batch_size)]
-        self._carry_out([("add", batch) for batch in batches] + [("update", pair) for pair in plan.update], result)
+        size = self.batch_size
+        batches = (("add", plan.add[start : start + size]) for start in range(0, len(plan.add), size))
+        updates = (("update", pair) for pair in plan.update)
+        if plan.add or plan.update:  # made as the window of queued writes takes them, not all up front
+            self._carry_out(chain(batches, updates), result)
         if result.failed:
             if plan.delete:
                 log.warning("%d chunk delete(s) left for the next pass: some adds or updates failed", len(plan.delete))
             return result
-        self._carry_out([("delete", chunk) for chunk in plan.delete], result)
+        if plan.delete:
+            self._carry_out((("delete", chunk) for chunk in plan.delete), result)
         return result
 
-    def _carry_out(self, operations: list[tuple[str, Any]], result: ChunkSyncResult) -> None:
+    def _carry_out(self, operations: Iterable[tuple[str, Any]], result: ChunkSyncResult) -> None:
         calls = {"add": self._add, "update": lambda pair: self._update(*pair), "delete": self._delete}
-        if not operations:
-            return
         with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="dify-chunks") as pool:
             completed = completed_in_window(
                 pool,
@@ -456,12 +501,12 @@ class ChunkSync:
                 chunk_id = (
                     created[index].get("id") if index < len(created) and isinstance(created[index], Mapping) else None
                 )
-                result.added.append({"key": wanted.key, "id": chunk_id})
+                result.added.append((wanted.key, chunk_id))
         elif operation == "update":
             wanted, chunk = item
-            result.updated.append({"key": wanted.key, "id": str(chunk["id"])})
+            result.updated.append((wanted.key, str(chunk["id"])))
         else:
-            result.deleted.append({"key": key_of_chunk(str(item.get("content") or "")), "id": str(item["id"])})
+            result.deleted.append((key_of_chunk(str(item.get("content") or "")), str(item["id"])))
 
     @staticmethod
     def _failure(operation: str, item: Any, error: DifyError) -> dict[str, Any]:
@@ -500,7 +545,7 @@ def reconcile(
     repair_passes: int = 1,
     check_first_plan: Callable[[ChunkPlan], None] | None = None,
     max_verify_passes: int = MAX_VERIFY_PASSES,
-) -> tuple[ChunkPlan, ChunkSyncResult]:
+) -> tuple[PlanCounts, ChunkSyncResult]:
     """
     Plan, write, and read the chunks again until a pass finds nothing to do.
 
@@ -515,23 +560,25 @@ def reconcile(
     :param repair_passes: passes allowed after adds whose outcome is unknown.
     :param check_first_plan: called with the first plan before anything is written (may raise).
     :param max_verify_passes: passes allowed after successful writes before giving up (a failure then).
-    :return: the first plan and the result of every pass.
+    :return: the counts of the first plan and the result of every pass.
     """
     result = ChunkSyncResult()
-    first: ChunkPlan | None = None
+    first: PlanCounts | None = None
     repairs = verifies = 0
     while True:
         result.passes += 1
         chunks = sync.list_chunks()
+        listed = len(chunks)
         plan = make_plan(chunks)
+        del chunks  # what the plan does not hold of the listing (the unchanged chunks) goes now
         if first is None:
-            first = plan
+            first = plan.counts()
             if check_first_plan is not None:
                 check_first_plan(plan)
         log.info(
             "Pass %d: %d chunk(s) in Dify; %d to add, %d to update, %d unchanged, %d to delete (%d surplus copies)",
             result.passes,
-            len(chunks),
+            listed,
             len(plan.add),
             len(plan.update),
             len(plan.unchanged),
@@ -555,6 +602,7 @@ def reconcile(
         result.failed = []  # each pass re-reads Dify: only the last pass's failures stand
         result.copies_removed += plan.copies
         sync.run(plan, result)
+        del plan  # the next pass reads the chunks again: nothing of this one is kept meanwhile
         if result.failed:
             if result.unknown_outcome and repairs < repair_passes:
                 repairs += 1
