@@ -114,22 +114,29 @@ class ListedChunk(Mapping[str, Any]):
 
 
 def compact_chunk(
-    chunk: Mapping[str, Any], texts: Mapping[str, str] | None = None, *, keywords: bool = True
+    chunk: Mapping[str, Any],
+    texts: Mapping[str, str] | None = None,
+    *,
+    keywords: bool = True,
+    ids: Mapping[str, str] | None = None,
 ) -> ListedChunk:
     """
     The part of a listed chunk a sync keeps (:class:`ListedChunk`): ``answer`` only when not empty,
     ``keywords`` only when ``keywords``.
 
     A chunk whose content is one of ``texts`` (``{text: text}``, the records' chunk texts) shares that string
-    instead of keeping Dify's copy of it, so a listing of chunks the records already hold costs no text twice.
+    instead of keeping Dify's copy of it, so a listing of chunks the records already hold costs no text twice;
+    likewise a chunk whose id is one of ``ids`` (``{id: id}``, the chunks the sync wrote) shares that id.
     """
-    content, status = chunk.get("content"), chunk.get("status")
+    content, status, chunk_id = chunk.get("content"), chunk.get("status"), chunk.get("id")
     if isinstance(content, str) and texts:
         content = texts.get(chunk_key(content)) or content
     if isinstance(status, str):
         status = _STATUSES.setdefault(status, status)
+    if isinstance(chunk_id, str) and ids:
+        chunk_id = ids.get(chunk_id, chunk_id)
     return ListedChunk(
-        id=chunk.get("id"),
+        id=chunk_id,
         position=chunk.get("position"),
         created_at=chunk.get("created_at"),
         enabled=chunk.get("enabled"),
@@ -420,11 +427,20 @@ class ChunkSync:
         self.max_workers = max_workers
         self.texts = texts
         self.keywords = keywords
+        self._written: ChunkSyncResult | None = None
 
     def list_chunks(self) -> list[ListedChunk]:
-        """Every chunk of the document (paged, 100 a page), each reduced by :func:`compact_chunk` as it arrives."""
+        """
+        Every chunk of the document (paged, 100 a page), each reduced by :func:`compact_chunk` as it arrives.
+
+        A chunk this writer added or updated (a verifying read) shares the id string its result holds.
+        """
+        ids: dict[str, str] | None = None
+        if self._written is not None:
+            written = chain(self._written.added, self._written.updated)
+            ids = {chunk_id: chunk_id for _key, chunk_id in written if chunk_id is not None}
         return [
-            compact_chunk(chunk, self.texts, keywords=self.keywords)
+            compact_chunk(chunk, self.texts, keywords=self.keywords, ids=ids)
             for chunk in self.hook.iter_segments(self.dataset_id, self.document_id)
         ]
 
@@ -435,6 +451,7 @@ class ChunkSync:
         chunk writes (raised at once) and a document that is gone.
         """
         result = result if result is not None else ChunkSyncResult()
+        self._written = result
         size = self.batch_size
         batches = (("add", plan.add[start : start + size]) for start in range(0, len(plan.add), size))
         updates = (("update", pair) for pair in plan.update)
