@@ -166,3 +166,50 @@ def test_an_error_in_the_consuming_loop_cancels_what_was_not_started() -> None:
             consume(pool)
         gate.set()
     assert ran in ([0], [0, 1])  # the calls queued behind were cancelled (without that: [0, 1, 2, 3])
+
+
+def test_a_plan_s_deletes_and_survivors_do_not_depend_on_the_listing_order() -> None:
+    rows = [{"id": n, "t": f"text {n}"} for n in range(6)]
+    items, _ = render_all(RecordRenderer(key_field="id", text_template="{{ t }}", names=False), rows)
+    listing = [
+        *(_listed(f"text {n}", 10 + n, id=f"a{n}", created_at=50) for n in range(6)),
+        *(_listed(f"text {n}", 20 + n, id=f"b{n}", created_at=40 + n) for n in range(0, 6, 2)),  # older copies
+        _listed("text 1", 30, id="d1", created_at=10, enabled=False),  # oldest, but disabled: never preferred
+        _listed("stale", 31, id="s1"),
+        _listed("old\n\n[key: 9]", 32, id="k9"),
+    ]
+    plans = [
+        plan_chunks(items, order, keyed=True, header="")
+        for order in (listing, listing[::-1], listing[3:] + listing[:3])
+    ]
+    survivors = [sorted((wanted.key, chunk["id"]) for wanted, chunk in plan.update) for plan in plans]
+    unchanged = [sorted(wanted.key for wanted in plan.unchanged) for plan in plans]
+    deletes = [[chunk["id"] for chunk in plan.delete] for plan in plans]
+    assert deletes[0] == ["a0", "a2", "a4", "s1", "d1", "k9"]  # survivor order (enabled, oldest), old forms last
+    assert deletes[1] == deletes[2] == deletes[0]
+    assert unchanged[0] == unchanged[1] == unchanged[2] == ["0", "1", "2", "3", "4", "5"]
+    assert survivors == [[], [], []] and {plan.copies for plan in plans} == {4}
+
+
+def test_written_chunks_are_key_id_pairs_shown_as_dicts_and_a_verifying_read_shares_their_ids(
+    dify_emulator: Any,
+) -> None:
+    from airflow_provider_dify.hooks.dify import DifyHook
+    from airflow_provider_dify.operators.sync._chunk_sync import ChunkSync, manifest_entries, reconcile
+
+    dataset_id = dify_emulator.create_dataset("compact results")["id"]
+    document_id = dify_emulator.create_document(dataset_id, "holder", "")["id"]
+    rows = [{"id": f"k{n}", "t": f"chunk number {n}"} for n in range(5)]
+    items, _ = render_all(RecordRenderer(key_field="id", text_template="{{ t }}", names=False), rows)
+    sync = ChunkSync(DifyHook(), dataset_id, document_id, batch_size=2, texts={item.text: item.text for item in items})
+    counts, result = reconcile(sync, lambda chunks: plan_chunks(items, chunks, keyed=True, header=""))
+    assert (counts.add, counts.unchanged, result.passes, result.verified) == (5, 0, 2, True)
+    assert all(type(entry) is tuple and len(entry) == 2 for entry in result.added)
+    assert sorted(key for key, _ in result.added) == ["k0", "k1", "k2", "k3", "k4"]
+    stored = {chunk["content"]: chunk["id"] for chunk in dify_emulator.segments(dataset_id, document_id)}
+    assert manifest_entries(result.added) == [
+        {"key": key, "id": stored[f"chunk number {key[1:]}"]} for key, _ in result.added
+    ]
+    listed = {chunk["id"]: chunk for chunk in sync.list_chunks()}  # a verifying read, as reconcile's second pass
+    for _key, chunk_id in result.added:
+        assert listed[chunk_id]["id"] is chunk_id  # the result's id string, not Dify's second copy of it

@@ -30,6 +30,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_dify.exceptions import DifyError, DifyNotFoundError, DifyQuotaExceededError
@@ -113,22 +114,29 @@ class ListedChunk(Mapping[str, Any]):
 
 
 def compact_chunk(
-    chunk: Mapping[str, Any], texts: Mapping[str, str] | None = None, *, keywords: bool = True
+    chunk: Mapping[str, Any],
+    texts: Mapping[str, str] | None = None,
+    *,
+    keywords: bool = True,
+    ids: Mapping[str, str] | None = None,
 ) -> ListedChunk:
     """
     The part of a listed chunk a sync keeps (:class:`ListedChunk`): ``answer`` only when not empty,
     ``keywords`` only when ``keywords``.
 
     A chunk whose content is one of ``texts`` (``{text: text}``, the records' chunk texts) shares that string
-    instead of keeping Dify's copy of it, so a listing of chunks the records already hold costs no text twice.
+    instead of keeping Dify's copy of it, so a listing of chunks the records already hold costs no text twice;
+    likewise a chunk whose id is one of ``ids`` (``{id: id}``, the chunks the sync wrote) shares that id.
     """
-    content, status = chunk.get("content"), chunk.get("status")
+    content, status, chunk_id = chunk.get("content"), chunk.get("status"), chunk.get("id")
     if isinstance(content, str) and texts:
         content = texts.get(chunk_key(content)) or content
     if isinstance(status, str):
         status = _STATUSES.setdefault(status, status)
+    if isinstance(chunk_id, str) and ids:
+        chunk_id = ids.get(chunk_id, chunk_id)
     return ListedChunk(
-        id=chunk.get("id"),
+        id=chunk_id,
         position=chunk.get("position"),
         created_at=chunk.get("created_at"),
         enabled=chunk.get("enabled"),
@@ -208,6 +216,31 @@ class ChunkPlan:
         """Chunks to add, update or delete."""
         return len(self.add) + len(self.update) + len(self.delete)
 
+    def counts(self) -> PlanCounts:
+        """How many chunks each part of the plan holds (what is reported of a plan once it is written)."""
+        return PlanCounts(
+            add=len(self.add),
+            update=len(self.update),
+            unchanged=len(self.unchanged),
+            delete=len(self.delete),
+            copies=self.copies,
+            kept=self.kept,
+            duplicates=self.duplicates,
+        )
+
+
+@dataclass(frozen=True)
+class PlanCounts:
+    """The sizes of a :class:`ChunkPlan` (same names), without the chunks it holds."""
+
+    add: int
+    update: int
+    unchanged: int
+    delete: int
+    copies: int
+    kept: int
+    duplicates: int
+
 
 def is_header_chunk(chunk: Mapping[str, Any], header: str) -> bool:
     """Whether a chunk is (a piece of) the document's header text, which Dify split when it indexed the document."""
@@ -237,51 +270,63 @@ def plan_chunks(
     """
     plan = ChunkPlan()
     wanted: dict[str, WantedChunk] = {}
-    by_key: dict[str, str] = {}
     for record in records:
         chunk = WantedChunk(record, chunk_content(record))
-        if keyed and record.key is not None:
-            by_key[record.key] = chunk.content
         if chunk.content in wanted:
             plan.duplicates += 1
             continue
         wanted[chunk.content] = chunk
     keep = set(keep_keys)
+    deletes: list[Mapping[str, Any]] = []  # put in survivor order once all are known, as a full sort would
 
     def unclaimed(chunk: Mapping[str, Any], key: str | None) -> None:
         if is_header_chunk(chunk, header) or not delete_missing or (keep and (key is None or key in keep)):
             plan.kept += 1
         else:
-            plan.delete.append(chunk)
+            deletes.append(chunk)
 
+    # One pass over the listing, keeping per wanted text only the copy that survives so far: no sort of
+    # every chunk (a key tuple each), nothing but the ids seen besides what the plan holds.
     matched: dict[str, Mapping[str, Any]] = {}
     legacy: list[tuple[Mapping[str, Any], str, str]] = []
-    live_by_id: dict[str, Mapping[str, Any]] = {}  # a listing that shifted can show a chunk twice: once it is
+    seen: set[str] = set()  # a listing that shifted can show a chunk twice: once it is
     for chunk in chunks:
-        if chunk.get("status") != "re_segment":  # re_segment: an old chunk of a re-split document, Dify drops it
-            live_by_id.setdefault(str(chunk.get("id")), chunk)
-    live = list(live_by_id.values())
-    for chunk in sorted(live, key=survivor_order):
+        if chunk.get("status") == "re_segment":  # an old chunk of a re-split document: Dify drops it
+            continue
+        chunk_id = str(chunk.get("id"))
+        if chunk_id in seen:
+            continue
+        seen.add(chunk_id)
         content = chunk_key(str(chunk.get("content") or ""))
         if content in wanted:
-            if content in matched:
-                plan.delete.append(chunk)  # a surplus copy: an older one survives
-                plan.copies += 1
-            else:
+            current = matched.get(content)
+            if current is None:
                 matched[content] = chunk
+            else:  # a surplus copy: the one that comes first in survivor order stays
+                if survivor_order(chunk) < survivor_order(current):
+                    matched[content], chunk = chunk, current
+                deletes.append(chunk)
+                plan.copies += 1
             continue
         key = key_of_chunk(content)
         if key is not None:
             legacy.append((chunk, text_of_legacy_chunk(content), key))
         else:
             unclaimed(chunk, None)
+    del seen
+    deletes.sort(key=survivor_order)
+    plan.delete = deletes
     for content, chunk in matched.items():
         target = wanted[content]
         if target.differs_from(chunk):
             plan.update.append((target, chunk))
         else:
             plan.unchanged.append(target)
-    for chunk, text, key in legacy:  # chunks of earlier versions, oldest first
+    # Chunks of earlier versions, oldest first (rare: the records' keys are mapped only when there are some).
+    by_key: dict[str, str] = {}
+    if keyed and legacy:
+        by_key = {record.key: chunk_content(record) for record in records if record.key is not None}
+    for chunk, text, key in sorted(legacy, key=lambda item: survivor_order(item[0])):
         content = by_key.get(key) if keyed else None
         if content is None and text in wanted:
             content = text
@@ -297,13 +342,30 @@ def plan_chunks(
     return plan
 
 
+#: A chunk a sync wrote: ``(key, id)`` (a tuple costs a third of a dict, which matters at 100,000 chunks);
+#: the manifest shows each as ``{"key": key, "id": id}`` (:func:`manifest_entries`).
+WrittenChunk = tuple[str | None, str | None]
+
+
+def manifest_entries(written: Iterable[WrittenChunk]) -> list[dict[str, Any]]:
+    """Written chunks as the manifest lists them: ``[{"key": key, "id": id}]``."""
+    return [{"key": key, "id": chunk_id} for key, chunk_id in written]
+
+
 @dataclass
 class ChunkSyncResult:
-    """The outcome of carrying out chunk plans (plain data for the manifest)."""
+    """
+    The outcome of carrying out chunk plans.
 
-    added: list[dict[str, Any]] = field(default_factory=list)
-    updated: list[dict[str, Any]] = field(default_factory=list)
-    deleted: list[dict[str, Any]] = field(default_factory=list)
+    :param added: the chunks added, ``(key, id)`` each (``id`` ``None`` when Dify's answer did not name it).
+    :param updated: the chunks updated, ``(key, id)``.
+    :param deleted: the chunks deleted, ``(key, id)`` (``key`` from the key line of earlier versions, or ``None``).
+    :param failed: the failed writes (plain data for the manifest).
+    """
+
+    added: list[WrittenChunk] = field(default_factory=list)
+    updated: list[WrittenChunk] = field(default_factory=list)
+    deleted: list[WrittenChunk] = field(default_factory=list)
     failed: list[dict[str, Any]] = field(default_factory=list)
     add_requests: int = 0
     copies_removed: int = 0
@@ -365,11 +427,20 @@ class ChunkSync:
         self.max_workers = max_workers
         self.texts = texts
         self.keywords = keywords
+        self._written: ChunkSyncResult | None = None
 
     def list_chunks(self) -> list[ListedChunk]:
-        """Every chunk of the document (paged, 100 a page), each reduced by :func:`compact_chunk` as it arrives."""
+        """
+        Every chunk of the document (paged, 100 a page), each reduced by :func:`compact_chunk` as it arrives.
+
+        A chunk this writer added or updated (a verifying read) shares the id string its result holds.
+        """
+        ids: dict[str, str] | None = None
+        if self._written is not None:
+            written = chain(self._written.added, self._written.updated)
+            ids = {chunk_id: chunk_id for _key, chunk_id in written if chunk_id is not None}
         return [
-            compact_chunk(chunk, self.texts, keywords=self.keywords)
+            compact_chunk(chunk, self.texts, keywords=self.keywords, ids=ids)
             for chunk in self.hook.iter_segments(self.dataset_id, self.document_id)
         ]
 
@@ -380,19 +451,22 @@ class ChunkSync:
         chunk writes (raised at once) and a document that is gone.
         """
         result = result if result is not None else ChunkSyncResult()
-        batches = [plan.add[start : start + self.batch_size] for start in range(0, len(plan.add), self.batch_size)]
-        self._carry_out([("add", batch) for batch in batches] + [("update", pair) for pair in plan.update], result)
+        self._written = result
+        size = self.batch_size
+        batches = (("add", plan.add[start : start + size]) for start in range(0, len(plan.add), size))
+        updates = (("update", pair) for pair in plan.update)
+        if plan.add or plan.update:  # made as the window of queued writes takes them, not all up front
+            self._carry_out(chain(batches, updates), result)
         if result.failed:
             if plan.delete:
                 log.warning("%d chunk delete(s) left for the next pass: some adds or updates failed", len(plan.delete))
             return result
-        self._carry_out([("delete", chunk) for chunk in plan.delete], result)
+        if plan.delete:
+            self._carry_out((("delete", chunk) for chunk in plan.delete), result)
         return result
 
-    def _carry_out(self, operations: list[tuple[str, Any]], result: ChunkSyncResult) -> None:
+    def _carry_out(self, operations: Iterable[tuple[str, Any]], result: ChunkSyncResult) -> None:
         calls = {"add": self._add, "update": lambda pair: self._update(*pair), "delete": self._delete}
-        if not operations:
-            return
         with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="dify-chunks") as pool:
             completed = completed_in_window(
                 pool,
@@ -444,12 +518,12 @@ class ChunkSync:
                 chunk_id = (
                     created[index].get("id") if index < len(created) and isinstance(created[index], Mapping) else None
                 )
-                result.added.append({"key": wanted.key, "id": chunk_id})
+                result.added.append((wanted.key, chunk_id))
         elif operation == "update":
             wanted, chunk = item
-            result.updated.append({"key": wanted.key, "id": str(chunk["id"])})
+            result.updated.append((wanted.key, str(chunk["id"])))
         else:
-            result.deleted.append({"key": key_of_chunk(str(item.get("content") or "")), "id": str(item["id"])})
+            result.deleted.append((key_of_chunk(str(item.get("content") or "")), str(item["id"])))
 
     @staticmethod
     def _failure(operation: str, item: Any, error: DifyError) -> dict[str, Any]:
@@ -488,7 +562,7 @@ def reconcile(
     repair_passes: int = 1,
     check_first_plan: Callable[[ChunkPlan], None] | None = None,
     max_verify_passes: int = MAX_VERIFY_PASSES,
-) -> tuple[ChunkPlan, ChunkSyncResult]:
+) -> tuple[PlanCounts, ChunkSyncResult]:
     """
     Plan, write, and read the chunks again until a pass finds nothing to do.
 
@@ -503,23 +577,25 @@ def reconcile(
     :param repair_passes: passes allowed after adds whose outcome is unknown.
     :param check_first_plan: called with the first plan before anything is written (may raise).
     :param max_verify_passes: passes allowed after successful writes before giving up (a failure then).
-    :return: the first plan and the result of every pass.
+    :return: the counts of the first plan and the result of every pass.
     """
     result = ChunkSyncResult()
-    first: ChunkPlan | None = None
+    first: PlanCounts | None = None
     repairs = verifies = 0
     while True:
         result.passes += 1
         chunks = sync.list_chunks()
+        listed = len(chunks)
         plan = make_plan(chunks)
+        del chunks  # what the plan does not hold of the listing (the unchanged chunks) goes now
         if first is None:
-            first = plan
+            first = plan.counts()
             if check_first_plan is not None:
                 check_first_plan(plan)
         log.info(
             "Pass %d: %d chunk(s) in Dify; %d to add, %d to update, %d unchanged, %d to delete (%d surplus copies)",
             result.passes,
-            len(chunks),
+            listed,
             len(plan.add),
             len(plan.update),
             len(plan.unchanged),
@@ -543,6 +619,7 @@ def reconcile(
         result.failed = []  # each pass re-reads Dify: only the last pass's failures stand
         result.copies_removed += plan.copies
         sync.run(plan, result)
+        del plan  # the next pass reads the chunks again: nothing of this one is kept meanwhile
         if result.failed:
             if result.unknown_outcome and repairs < repair_passes:
                 repairs += 1

@@ -206,7 +206,13 @@ class DifySyncChunksOperator(RecordSyncOperator):
         rendering: tuple[list[RenderedRecord], list[dict[str, Any]]],
     ) -> dict[str, Any]:
         from airflow_provider_dify.exceptions import DifyDatasetNotFoundError
-        from airflow_provider_dify.operators.sync._chunk_sync import ChunkSync, chunk_content, plan_chunks, reconcile
+        from airflow_provider_dify.operators.sync._chunk_sync import (
+            ChunkSync,
+            chunk_content,
+            manifest_entries,
+            plan_chunks,
+            reconcile,
+        )
 
         hook = self._shared_hook()
         dataset_id, document_id = str(dataset["id"]), str(document["id"])
@@ -257,8 +263,9 @@ class DifySyncChunksOperator(RecordSyncOperator):
             self._fail_if_dataset_gone(dataset)
             raise
         self._fail_if_dataset_gone(dataset)
+        del sync, texts  # the listed chunks' shared texts: not needed for the manifest
         passes = result.passes
-        wanted = len(first_plan.add) + len(first_plan.update) + len(first_plan.unchanged)
+        wanted = first_plan.add + first_plan.update + first_plan.unchanged
         failed_writes = [{k: v for k, v in failure.items() if k != "unknown_outcome"} for failure in result.failed]
         failed_records = sum(int(f.get("count") or 1) for f in result.failed if f["operation"] != "delete")
         manifest = {
@@ -275,9 +282,9 @@ class DifySyncChunksOperator(RecordSyncOperator):
                 "deleted": len(result.deleted),
                 "failed": len(failures) + sum(int(failure.get("count") or 1) for failure in result.failed),
             },
-            "added": result.added,
-            "updated": result.updated,
-            "deleted": result.deleted,
+            "added": manifest_entries(result.added),
+            "updated": manifest_entries(result.updated),
+            "deleted": manifest_entries(result.deleted),
             "failed": [dict(failure) for failure in failures] + failed_writes,
             "requests": {"add": result.add_requests, "passes": passes},
             "console_url": url,

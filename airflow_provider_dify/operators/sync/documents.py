@@ -197,6 +197,9 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
                 name_prefix=self.name_prefix,
             )
             result = sync.run(plan, hashes, fields, on_progress=self._progress_logger())
+        unchanged = len(plan.unchanged)
+        del plan, listed, writable, hashes, sync  # what the manifest does not need goes before it is made
+        written = result.created + result.updated
         failed = failures + result.failed
         manifest = {
             "granularity": "documents",
@@ -207,7 +210,7 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
                 "records": len(rendered) + len(failures),
                 "created": len(result.created),
                 "updated": len(result.updated),
-                "unchanged": len(plan.unchanged),
+                "unchanged": unchanged,
                 "deleted": len(result.deleted),
                 "failed": len(failed),
             },
@@ -215,7 +218,7 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
             "updated": result.updated,
             "deleted": result.deleted,
             "failed": failed,
-            "batches": sorted({entry["batch"] for entry in result.created + result.updated if entry.get("batch")}),
+            "batches": sorted({entry["batch"] for entry in written if entry.get("batch")}),
             "requests": {"metadata": result.metadata_requests},
             "indexing": None,
             "console_url": url,
@@ -223,7 +226,8 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
         if self.shard is not None:
             manifest["shard"] = list(self.shard)
         self.log.info("Synced: %s", manifest["counts"])
-        reindexed = [entry["id"] for entry in result.created + result.updated if entry.get("batch")]
+        reindexed = [entry["id"] for entry in written if entry.get("batch")]
+        del written
         if self.wait_for_indexing and reindexed:
             results = self.wait_until_indexed(
                 context, dataset_id=dataset_id, batch=None, document_ids=reindexed, manifest=manifest
