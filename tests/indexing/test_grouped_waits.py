@@ -34,6 +34,16 @@ def _sensor(dataset_id: str, ids: list[str]) -> DifyIndexingSensor:
     return DifyIndexingSensor(task_id="wait", dataset_id=dataset_id, document_ids=ids, deferrable=True, timeout=60)
 
 
+def _waiting_sensor(
+    dify: Any, count: int, limit: int, monkeypatch: pytest.MonkeyPatch
+) -> tuple[DifyIndexingSensor, list[str]]:
+    """A deferrable sensor waiting on ``count`` new documents, with triggers given at most ``limit`` ids."""
+    monkeypatch.setattr(indexing, "TRIGGER_DOCUMENT_LIMIT", limit)
+    dataset_id = dify.create_dataset(f"grouped-{count}-{limit}")["id"]
+    ids = [dify.create_document(dataset_id, f"g{n}.txt", TEXT, wait=False)["id"] for n in range(count)]
+    return _sensor(dataset_id, ids), ids
+
+
 def _defer(sensor: DifyIndexingSensor, ids: list[str], monkeypatch: pytest.MonkeyPatch, **extra: Any) -> TaskDeferred:
     ti = _TaskInstance()
     monkeypatch.setattr("airflow.providers.common.compat.sdk.get_current_context", lambda: {"ti": ti})
@@ -56,10 +66,7 @@ def _defer(sensor: DifyIndexingSensor, ids: list[str], monkeypatch: pytest.Monke
 def test_a_trigger_is_given_a_group_and_the_task_its_whole_wait(
     dify_emulator: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(indexing, "TRIGGER_DOCUMENT_LIMIT", 3)
-    dataset_id = dify_emulator.create_dataset("grouped")["id"]
-    ids = [dify_emulator.create_document(dataset_id, f"g{n}.txt", TEXT, wait=False)["id"] for n in range(7)]
-    sensor = _sensor(dataset_id, ids)
+    sensor, ids = _waiting_sensor(dify_emulator, 7, 3, monkeypatch)
     deferred = _defer(sensor, ids, monkeypatch)
     assert deferred.method_name == GROUP_RESUME_METHOD
     assert deferred.trigger.document_ids == ids[:3]
@@ -76,16 +83,20 @@ def test_a_trigger_is_given_a_group_and_the_task_its_whole_wait(
 def test_the_next_group_is_the_unfinished_ones_and_the_deadline_holds(
     dify_emulator: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(indexing, "TRIGGER_DOCUMENT_LIMIT", 2)
-    dataset_id = dify_emulator.create_dataset("grouped-running")["id"]
-    ids = [dify_emulator.create_document(dataset_id, f"r{n}.txt", TEXT, wait=False)["id"] for n in range(5)]
-    sensor = _sensor(dataset_id, ids)
+    sensor, ids = _waiting_sensor(dify_emulator, 5, 2, monkeypatch)
     first = _defer(sensor, ids, monkeypatch)
     wait = first.kwargs["wait"]
-    # Still indexing: the task defers again, on a group of the wait, with the same deadline.
+    assert first.trigger.document_ids == ids[:2]
+    # The first group is indexed (Dify's queue takes one document at a time), the rest still waits: the task
+    # defers again, on the next two unfinished documents, with the same deadline.
+    dify_emulator.advance_time(61)
+    assert [dify_emulator.document(sensor.dataset_id, doc_id)["indexing_status"] for doc_id in ids[:2]] == [
+        "completed",
+        "completed",
+    ]
     with pytest.raises(TaskDeferred) as again:
         sensor.execute_indexing_group_done({"ti": _TaskInstance()}, {"status": "success"}, wait=wait)
-    assert set(again.value.trigger.document_ids) <= set(ids) and len(again.value.trigger.document_ids) == 2
+    assert again.value.trigger.document_ids == ids[2:4]
     assert again.value.trigger.end_time == wait["end_time"]
     # Past the deadline: the wait ends with a timeout, raised by the sensor's own method.
     late = {**wait, "end_time": time.time() - 1}
