@@ -58,14 +58,24 @@ def stored_hash(document: Mapping[str, Any], field_name: str = HASH_FIELD) -> st
     return str(value) if value else None
 
 
-def ensure_metadata_fields(hook: DifyHook, dataset_id: str, wanted: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+def ensure_metadata_fields(
+    hook: DifyHook,
+    dataset_id: str,
+    wanted: Mapping[str, str],
+    existing: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, dict[str, Any]]:
     """
     Make sure the knowledge base has the metadata fields ``{name: type}``; return every field by name.
 
     Creating a field that another worker just created answers 400 "Metadata name already exists."; the
     listing is read again then, so concurrent tasks converge on the same field.
+
+    :param existing: the knowledge base's fields by name as the caller just listed them (listed here if not given).
     """
-    fields = _fields_by_name(hook, dataset_id)
+    if existing is None:
+        fields = fields_by_name(hook, dataset_id)
+    else:
+        fields = {name: dict(field) for name, field in existing.items()}
     for name, field_type in wanted.items():
         if name in fields:
             if fields[name].get("type") != field_type:
@@ -79,13 +89,14 @@ def ensure_metadata_fields(hook: DifyHook, dataset_id: str, wanted: Mapping[str,
         except DifyValidationError as error:
             if "already exists" not in error.message:
                 raise
-            fields = _fields_by_name(hook, dataset_id)
+            fields = fields_by_name(hook, dataset_id)
             if name not in fields:
                 raise
     return fields
 
 
-def _fields_by_name(hook: DifyHook, dataset_id: str) -> dict[str, dict[str, Any]]:
+def fields_by_name(hook: DifyHook, dataset_id: str) -> dict[str, dict[str, Any]]:
+    """The knowledge base's metadata fields by name (one request)."""
     listing = hook.list_metadata_fields(dataset_id) or {}
     return {str(item["name"]): dict(item) for item in listing.get("doc_metadata") or []}
 

@@ -29,6 +29,7 @@ from airflow_provider_dify.operators._content import (
     HASH_FIELD,
     coerce_metadata,
     ensure_metadata_fields,
+    fields_by_name,
     file_hash,
     metadata_operation,
     metadata_type_of,
@@ -287,14 +288,13 @@ def metadata_fields_for(
     :raises ValueError: naming the metadata key whose value does not fit its field.
     """
     if fields is None or any(name not in fields for name in values):
-        listing = hook.list_metadata_fields(dataset_id) or {}
-        known = {str(item["name"]): dict(item) for item in listing.get("doc_metadata") or []}
+        known = fields_by_name(hook, dataset_id)
         missing = {
             name: "string" if name == HASH_FIELD else metadata_type_of(value)
             for name, value in values.items()
             if name not in known
         }
-        fields = ensure_metadata_fields(hook, dataset_id, missing) if missing else known
+        fields = ensure_metadata_fields(hook, dataset_id, missing, known) if missing else known
     coerce_metadata(values, fields)
     return {name: dict(field) for name, field in fields.items()}
 

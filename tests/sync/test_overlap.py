@@ -373,6 +373,25 @@ def test_an_unchanged_re_run_reads_the_list_and_writes_nothing(dify_emulator: An
     assert len(dify.calls) == 4
 
 
+def test_a_first_sync_reads_the_metadata_fields_once_before_it_writes(dify_emulator: Any) -> None:
+    """The reads before the first create are round trips every document waits for: each is made once."""
+    dify = dify_emulator
+    dataset_id = dify.create_dataset("first-run-cost")["id"]
+    dify.reset_counters()
+    manifest = run_sync(dataset_id, rows(3))
+    assert manifest["counts"]["created"] == 3
+    before_writes = [(call.method, call.route) for call in dify.calls[: [c.method for c in dify.calls].index("POST")]]
+    assert sorted(before_writes) == sorted(
+        [
+            ("GET", "/datasets/{dataset_id}"),
+            ("GET", "/datasets/{dataset_id}/documents"),
+            ("GET", "/datasets/{dataset_id}/metadata"),
+        ]
+    )
+    assert dify.count("GET", "/datasets/{dataset_id}/metadata") == 1
+    assert dify.count("POST", "/datasets/{dataset_id}/metadata") == 2  # the content hash and scope fields, once each
+
+
 def test_chunks_added_and_deleted_between_list_pages_are_listed_once(dify_emulator: Any) -> None:
     """The chunk list pages by position: adds land at the end, deletes shift later pages up."""
     from airflow_provider_dify.hooks.dify import DifyHook

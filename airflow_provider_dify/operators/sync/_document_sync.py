@@ -30,6 +30,7 @@ from airflow_provider_dify.operators._content import (
     HASH_FIELD,
     coerce_metadata,
     ensure_metadata_fields,
+    fields_by_name,
     metadata_operation,
     metadata_type_of,
     metadata_values,
@@ -600,7 +601,6 @@ def needed_fields(
     scope_field: str,
 ) -> dict[str, dict[str, Any]]:
     """Create the metadata fields the sync writes (content hash, scope, record metadata); return all by name."""
-    listing = hook.list_metadata_fields(dataset_id) or {}
-    existing = {str(item["name"]): dict(item) for item in listing.get("doc_metadata") or []}
+    existing = fields_by_name(hook, dataset_id)
     types = metadata_field_types(records, existing, scope=scope, scope_field=scope_field)
-    return ensure_metadata_fields(hook, dataset_id, types)
+    return ensure_metadata_fields(hook, dataset_id, types, existing)
