@@ -338,6 +338,29 @@ def settled_document_ids(progress: Mapping[str, Any] | None, document_ids: Seque
     return {doc_id for doc_id, flag in zip(document_ids, flags, strict=True) if flag}
 
 
+def group_snapshot(progress: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """
+    The snapshot a trigger waiting on one group of a wait's documents starts from, made from the whole wait's.
+
+    What holds for every document of the wait is kept: that a poll of the wait has answered (``documents``;
+    such a poll read every document, so a document of the group that answers 404 later was deleted while
+    waited on, as a single trigger judges it, not an id that never existed), ``batch_missing`` and
+    ``failed_polls``. What describes the whole list is left out: ``settled`` (one bit per document of the
+    wait, in its order), ``followed``, ``document_list_pages``; the wait's ``digest`` stays, so the group's
+    first poll counts as movement and its stall clock starts there. Of bounded size (a few hundred bytes
+    however many documents the wait has), fit for a trigger's stored arguments. ``None`` without a snapshot.
+    """
+    if not progress:
+        return None
+    return {
+        **read_snapshot(progress),
+        "completed": 0,
+        "settled": None,
+        "followed": None,
+        "document_list_pages": None,
+    }
+
+
 def settled_entry(document_id: str) -> DocumentResult:
     """The result of a document an earlier poll saw completed, until its full result is read again."""
     return {**dict.fromkeys(RESULT_KEYS), "id": document_id, "indexing_status": COMPLETED}

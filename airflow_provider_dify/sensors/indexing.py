@@ -80,7 +80,7 @@ def defer_for_indexing(
     """
     from datetime import timedelta
 
-    from airflow_provider_dify.hooks.indexing import settled_document_ids
+    from airflow_provider_dify.hooks.indexing import group_snapshot, settled_document_ids
     from airflow_provider_dify.triggers.indexing import DifyIndexingTrigger
 
     end_time = time.time() + timeout if end_time is None else end_time
@@ -90,7 +90,8 @@ def defer_for_indexing(
         settled = settled_document_ids(progress, ids)
         trigger_ids = [document_id for document_id in ids if document_id not in settled][:TRIGGER_DOCUMENT_LIMIT]
         trigger_ids = trigger_ids or ids[:TRIGGER_DOCUMENT_LIMIT]
-        trigger_progress = None  # a snapshot describes the whole list; the group's trigger starts its own
+        # Not the snapshot itself (its per-document bits describe the whole list): what holds for every document.
+        trigger_progress = group_snapshot(progress)
         resume_method = GROUP_RESUME_METHOD
         resume_kwargs = {
             "wait": {

@@ -15,6 +15,7 @@ from airflow_provider_dify.hooks.indexing import (
     SNAPSHOT_VERSION,
     check_indexing,
     evaluate_poll,
+    group_snapshot,
     read_snapshot,
     record_failed_poll,
     settled_document_ids,
@@ -93,6 +94,23 @@ def test_record_failed_poll_keeps_the_snapshot_bounded() -> None:
     assert fatal is not None  # not a DifyError: ends the wait
     assert failed["failed_polls"] == 1 and failed["digest"] == outcome.progress["digest"]
     assert size(failed) == size(outcome.progress)
+
+
+def test_a_groups_snapshot_is_as_small_at_10000_documents_as_at_10_and_keeps_what_holds_for_all() -> None:
+    rng = random.Random(15)
+    many = [rng.choice(["completed", "indexing"]) for _ in range(10_000)]
+    wait = evaluate_poll(entries(10_000, many), None, now=1.0).progress
+    wait = {**wait, "batch_missing": True, "failed_polls": 2, "document_list_pages": 100}
+    small = group_snapshot(evaluate_poll(entries(10, many[:10]), None, now=1.0).progress)
+    group = group_snapshot(wait)
+    assert group is not None and small is not None
+    assert size(wait) > 1_000 and size(group) <= size(small) + 20 < 300  # no bit per document of the wait
+    assert read_snapshot(group)["documents"] == 10_000  # a poll of the wait answered: a 404 is a deletion
+    assert group["batch_missing"] is True and group["failed_polls"] == 2 and group["moved_at"] == 1.0
+    # The wait's bits are in the order of the whole list, its listing cost is the whole list's: not the group's.
+    assert group["settled"] is None and group["document_list_pages"] is None and group["completed"] == 0
+    assert group_snapshot(None) is None
+    assert read_snapshot(group_snapshot(record_failed_poll(None, TimeoutError("slow"))[0]))["documents"] == 0
 
 
 # -- stall detection with a digest -------------------------------------------------------------------------------
