@@ -281,3 +281,48 @@ def test_a_shard_writes_within_its_part_of_the_rate_limit(
     manifest = make(shard=(1, 3)).execute(minimal_context())
     assert parts == [rate_limit_part(50, shard_sizes(identities, 3), 1)]
     assert manifest["counts"]["failed"] == 0
+
+
+def test_a_chunk_shard_writes_its_document_s_metadata_within_its_part(
+    dify_emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every write of a shard, the holding document's metadata too, is made while the shard keeps to its part."""
+    import contextlib
+    import json
+
+    from airflow_provider_dify.hooks.dify import DifyHook
+    from airflow_provider_dify.operators import _documents
+    from bench.environment import minimal_context
+
+    dataset_id = dify_emulator.create_dataset("sharded-metadata")["id"]
+    common = {"task_id": "sync", "dataset_id": dataset_id, "key_field": "id", "document_name": "held"}
+    DifySyncChunksOperator(records=[], text_template="{{ body }}", **common).execute(minimal_context())
+    connection = json.loads(dify_emulator.connection_json)
+    connection["extra"] = {**(connection.get("extra") or {}), "requests_per_minute": 50}
+    monkeypatch.setenv("AIRFLOW_CONN_DIFY_DEFAULT", json.dumps(connection))
+    inside: list[bool] = []
+    written: list[bool] = []
+    real_part, real_write = DifyHook.rate_limit_part, _documents.write_metadata
+
+    @contextlib.contextmanager
+    def part(hook: DifyHook, calls: int, sync: str) -> Any:
+        with real_part(hook, calls, sync):
+            inside.append(True)
+            try:
+                yield
+            finally:
+                inside.pop()
+
+    def write_metadata(*args: Any, **kwargs: Any) -> Any:
+        written.append(bool(inside))
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(DifyHook, "rate_limit_part", part)
+    monkeypatch.setattr(_documents, "write_metadata", write_metadata)
+    manifest = DifySyncChunksOperator(
+        records=_records(6), text_template="{{ body }}", document_metadata={"team": "data"}, shard=(0, 2), **common
+    ).execute(minimal_context())
+    assert manifest["counts"]["failed"] == 0
+    assert written == [True]
+    [document] = [doc for doc in dify_emulator.documents(dataset_id) if doc["name"] == "held"]
+    assert {item["name"]: item["value"] for item in document["doc_metadata"]}.get("team") == "data"

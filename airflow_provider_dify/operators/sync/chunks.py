@@ -225,7 +225,6 @@ class DifySyncChunksOperator(RecordSyncOperator):
             rendered = [record for record in rendered if self._owned(chunk_content(record))]
             failures = [failure for failure in failures if self._owned(failure.get("key"))]
         url = self.push_console_url(context, dataset_id, document_id)
-        self._write_document_metadata(dataset_id, document)
         texts = {text: text for text in map(chunk_content, rendered)}  # listed chunks share the records' texts
         sync = ChunkSync(
             hook,
@@ -253,6 +252,7 @@ class DifySyncChunksOperator(RecordSyncOperator):
 
         try:
             with self._rate_limit_part(sizes, f"chunks {dataset_id} {document_id}"):
+                self._write_document_metadata(dataset_id, document)
                 first_plan, result = reconcile(
                     sync,
                     plan,
