@@ -27,6 +27,7 @@ class Sizes:
     :param scale_documents: the numbers of documents one trigger poll is measured at.
     :param throughput_records: records synced in the throughput section (sync against bare requests).
     :param throughput_workers: the thread counts compared there.
+    :param throughput_repeats: runs of each side at each thread count, alternated (the median is reported).
     :param memory_runs: ``(granularity, records)`` of the syncs whose peak RSS is measured.
     """
 
@@ -47,6 +48,7 @@ class Sizes:
     scale_documents: tuple[int, ...] = (10, 10_000)
     throughput_records: int = 600
     throughput_workers: tuple[int, ...] = (4, 8)
+    throughput_repeats: int = 3
     memory_runs: tuple[tuple[str, int], ...] = (
         ("documents", 10_000),
         ("chunks", 10_000),
@@ -90,5 +92,6 @@ TINY = Sizes(
     scale_documents=(5, 40),
     throughput_records=12,
     throughput_workers=(2,),
+    throughput_repeats=1,
     memory_runs=(("documents", 10), ("chunks", 10)),
 )
