@@ -208,30 +208,16 @@ def test_partial_failure_lists_the_failed_documents(dify_emulator: Any, dataset_
     assert len(dify_emulator.documents(dataset_id)) == 29
 
 
-def test_wait_for_indexing_deferred_in_the_triggerer(dify_emulator: Any, dataset_id: str, warehouse: Path) -> None:
-    dag_run = run(
-        sync_dag(
-            dataset_id,
-            sql="SELECT * FROM products WHERE product_id <= 8",
-            wait_for_indexing=True,
-            deferrable=True,
-            poll_interval=0.2,
-        )
-    )
-    assert task_state(dag_run, "sync") == "success"
-    manifest = xcom_value(dag_run, "sync")
-    assert manifest["indexing"]["documents"] == manifest["indexing"]["completed"] == 8
-    assert all(doc["indexing_status"] == "completed" for doc in dify_emulator.documents(dataset_id))
-
-
 @pytest.mark.dify_emulator(indexing_seconds=0.5)
-def test_a_deferred_wait_on_more_documents_than_a_trigger_takes_is_waited_in_groups(
-    dify_emulator: Any, dataset_id: str, warehouse: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("group_limit", [500, 3], ids=["one-trigger", "in-groups"])
+def test_wait_for_indexing_deferred_in_the_triggerer(
+    dify_emulator: Any, dataset_id: str, warehouse: Path, monkeypatch: pytest.MonkeyPatch, group_limit: int
 ) -> None:
-    """The sync's manifest and indexing summary come through the grouped deferrals whole."""
+    """The sync's manifest and indexing summary come through the deferral whole, in one trigger or in groups
+    (a wait on more documents than a trigger takes)."""
     from tests.indexing.test_sensor_dags import _trigger_groups
 
-    groups = _trigger_groups(monkeypatch, 3)
+    groups = _trigger_groups(monkeypatch, group_limit)
     dag_run = run(
         sync_dag(
             dataset_id,
@@ -245,7 +231,9 @@ def test_a_deferred_wait_on_more_documents_than_a_trigger_takes_is_waited_in_gro
     manifest = xcom_value(dag_run, "sync")
     assert manifest["counts"]["created"] == 8
     assert manifest["indexing"]["documents"] == manifest["indexing"]["completed"] == 8
-    assert len(set(groups)) >= 2 and all(len(group) <= 3 for group in groups)
+    assert all(doc["indexing_status"] == "completed" for doc in dify_emulator.documents(dataset_id))
+    assert all(len(group) <= group_limit for group in groups)
+    assert len(set(groups)) == 1 if group_limit >= 8 else len(set(groups)) >= 2
 
 
 def test_empty_source_does_not_empty_the_scope(dify_emulator: Any, dataset_id: str, warehouse: Path) -> None:
