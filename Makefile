@@ -1,24 +1,52 @@
-# Two environments: Airflow 3.3 (first-class) and Airflow 2.11 (supported). Each target installs what it needs.
+# Two environments: Airflow 3.3 (first-class) and Airflow 2.11 (supported). Each target installs what it needs,
+# pinned by the committed constraints/ (one file per Airflow line and Python), so a new upstream release cannot
+# change what a fresh machine installs. `make constraints` regenerates them; `make test-latest` tries the newest.
 PYTHON ?= python3
-AIRFLOW3 ?= 3.3.2
-AIRFLOW2 ?= 2.11.2
+PYVER := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+UV_VERSION := 0.13.9
 VENV3 := .venv
 VENV2 := .venv-af2
+VENV_LATEST := .venv-latest
+TOOLS := .venv-tools
+UV := $(TOOLS)/bin/uv
+CONSTRAINTS3 := constraints/airflow-3.3-py$(PYVER).txt
+CONSTRAINTS2 := constraints/airflow-2.11-py$(PYVER).txt
 PYTEST_ARGS ?=
+# `make constraints UPGRADE=1` takes the newest releases the inputs allow; without it, the current pins are kept
+# wherever pyproject.toml and constraints/*.in still allow them.
+UPGRADE ?=
 
-.PHONY: demo test test-af3 test-af2 lint docs bench e2e clean redis-server
+.PHONY: demo test test-af3 test-af2 test-latest lint docs bench e2e clean redis-server constraints
 
-$(VENV3)/.installed: pyproject.toml Makefile
+# uv itself, pinned, in a venv of its own: it installs and compiles the project's environments.
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install -q "uv==$(UV_VERSION)"
+
+$(CONSTRAINTS3) $(CONSTRAINTS2):
+	@echo "No constraints for Python $(PYVER) ($@): run 'make constraints' with this Python, or use Python 3.11." >&2
+	@exit 1
+
+$(VENV3)/.installed: pyproject.toml $(CONSTRAINTS3) | $(UV)
+	rm -rf $(VENV3)
 	$(PYTHON) -m venv $(VENV3)
-	$(VENV3)/bin/pip install -q --upgrade pip
-	$(VENV3)/bin/pip install -q "apache-airflow==$(AIRFLOW3)" -e ".[dev,docs]"
+	$(UV) pip install -q --python $(VENV3)/bin/python -c $(CONSTRAINTS3) -b $(CONSTRAINTS3) -e ".[dev,docs,sql]"
 	touch $@
 
-$(VENV2)/.installed: pyproject.toml Makefile
+$(VENV2)/.installed: pyproject.toml $(CONSTRAINTS2) | $(UV)
+	rm -rf $(VENV2)
 	$(PYTHON) -m venv $(VENV2)
-	$(VENV2)/bin/pip install -q --upgrade pip
-	$(VENV2)/bin/pip install -q "apache-airflow==$(AIRFLOW2)" -e ".[test]"
+	$(UV) pip install -q --python $(VENV2)/bin/python -c $(CONSTRAINTS2) -b $(CONSTRAINTS2) -e ".[test,sql]"
 	touch $@
+
+## constraints: regenerate constraints/airflow-*-py$(PYVER).txt from pyproject.toml and constraints/*.in with uv;
+## run it after changing a dependency in pyproject.toml or an input, and `make constraints UPGRADE=1` to take new
+## upstream releases on purpose (then `make test` before committing the new pins)
+constraints: | $(UV)
+	$(UV) pip compile -q $(if $(UPGRADE),--upgrade) --python-version $(PYVER) --extra dev --extra docs --extra sql \
+		--no-header --output-file constraints/airflow-3.3-py$(PYVER).txt pyproject.toml constraints/airflow-3.3.in
+	$(UV) pip compile -q $(if $(UPGRADE),--upgrade) --python-version $(PYVER) --extra test --extra sql \
+		--no-header --output-file constraints/airflow-2.11-py$(PYVER).txt pyproject.toml constraints/airflow-2.11.in
 
 ## demo: sync the sample warehouse into a knowledge base (the emulator, or a real Dify via AIRFLOW_CONN_DIFY_DEFAULT)
 demo: $(VENV3)/.installed
@@ -44,9 +72,18 @@ test-af3: $(VENV3)/.installed redis-server
 test-af2: $(VENV2)/.installed redis-server
 	$(VENV2)/bin/python -m pytest -q -p no:cacheprovider -m "not e2e" $(PYTEST_ARGS)
 
+## test-latest: the suite on the newest releases of everything (no constraints), in a venv made anew each time,
+## to see the next upstream breakage before a `make constraints UPGRADE=1` brings it into CI; not part of CI
+test-latest: redis-server | $(UV)
+	rm -rf $(VENV_LATEST)
+	$(PYTHON) -m venv $(VENV_LATEST)
+	$(UV) pip install -q --python $(VENV_LATEST)/bin/python --upgrade "apache-airflow" -e ".[dev,docs,sql]"
+	$(VENV_LATEST)/bin/python -m pip list 2>/dev/null | grep -i -E '^(apache-airflow|cryptography|celery) '
+	$(VENV_LATEST)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
 ## bench: measure against the alternatives and write docs/performance.md
 bench: $(VENV3)/.installed redis-server
 	$(VENV3)/bin/python -m bench
 
 clean:
-	rm -rf $(VENV3) $(VENV2) .demo
+	rm -rf $(VENV3) $(VENV2) $(VENV_LATEST) $(TOOLS) .demo
