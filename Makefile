@@ -67,10 +67,10 @@ docs: $(VENV3)/.installed
 	$(VENV3)/bin/mkdocs build --strict
 
 test-af3: $(VENV3)/.installed redis-server
-	$(VENV3)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	DIFY_PROVIDER_CONSTRAINTS=$(CONSTRAINTS3) $(VENV3)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 test-af2: $(VENV2)/.installed redis-server
-	$(VENV2)/bin/python -m pytest -q -p no:cacheprovider -m "not e2e" $(PYTEST_ARGS)
+	DIFY_PROVIDER_CONSTRAINTS=$(CONSTRAINTS2) $(VENV2)/bin/python -m pytest -q -p no:cacheprovider -m "not e2e" $(PYTEST_ARGS)
 
 ## test-latest: the suite on the newest releases of everything (no constraints), in a venv made anew each time,
 ## to see the next upstream breakage before a `make constraints UPGRADE=1` brings it into CI; not part of CI
