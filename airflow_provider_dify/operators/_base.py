@@ -2,7 +2,7 @@
 
 * argument checks that name the argument (:func:`check_string`, :func:`check_choice`, :func:`check_exactly_one`,
   :func:`check_number`, :func:`check_mapping`, :func:`check_process_rule`, :func:`native_value`), skipping at
-  DAG-build time the values rendered only when the task runs (:func:`is_unrendered`, :func:`skip_check`);
+  DAG-build time the values rendered only when the task runs (:func:`skip_check`);
 * :class:`DifyBaseOperator` (connection, hook, console link) and :class:`DifyIndexingWaitOperator` (waiting for
   indexing, blocking or deferred to :class:`~airflow_provider_dify.triggers.indexing.DifyIndexingTrigger`).
 """
@@ -23,6 +23,7 @@ from airflow_provider_dify.hooks.connection import DEFAULT_CONN_ID
 from airflow_provider_dify.hooks.validation import check_id, check_no_control, check_poll_interval, refuse
 from airflow_provider_dify.links import CONSOLE_URL_XCOM_KEY, DifyConsoleLink, console_url
 from airflow_provider_dify.sensors.indexing import IndexingGroupsMixin
+from airflow_provider_dify.templating import is_unrendered
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -35,19 +36,6 @@ MANIFEST_XCOM_KEY = "dify_manifest"
 
 
 # -- argument checks -------------------------------------------------------------------------------------------
-
-
-def is_unrendered(value: Any) -> bool:
-    """Whether ``value`` holds a Jinja template or an ``XComArg``: it is known only when the task runs."""
-    if isinstance(value, str):
-        return "{{" in value or "{%" in value
-    if isinstance(value, Mapping):
-        return any(is_unrendered(item) for item in value.values())
-    if isinstance(value, (list, tuple)):
-        return any(is_unrendered(item) for item in value)
-    from airflow.providers.common.compat.sdk import XComArg
-
-    return isinstance(value, XComArg)
 
 
 def skip_check(value: Any, build: bool) -> bool:

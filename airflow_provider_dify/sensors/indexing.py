@@ -19,6 +19,7 @@ from airflow_provider_dify.hooks.indexing import (
     record_failed_poll,
     validate_wait_arguments,
 )
+from airflow_provider_dify.templating import is_unrendered
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import BaseOperator, Context
@@ -244,7 +245,6 @@ def _rendered_document_ids(value: Any) -> list[str] | None:
 def _check_ids_given(dataset_id: Any, batch: Any, document_ids: Any) -> None:
     """At DAG-build time, check the ids that are not templates (the rendered ones are checked when poked)."""
     from airflow_provider_dify.hooks.validation import check_batch, check_id
-    from airflow_provider_dify.operators._base import is_unrendered
 
     if not is_unrendered(dataset_id):
         check_id(dataset_id, "dataset_id")

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    from airflow_provider_dify.testing.routes import Ctx, Request
+    from airflow_provider_dify.testing.exchange import Ctx, Request
     from airflow_provider_dify.testing.state import EmulatorState
 
 Item = TypeVar("Item")

@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_dify.testing.errors import ApiError, F, validate
+from airflow_provider_dify.testing.exchange import Ctx, Response, ok
 from airflow_provider_dify.testing.models import Dataset
-from airflow_provider_dify.testing.routes import Ctx, Endpoint, Response, _file_part, ok
+from airflow_provider_dify.testing.routes import Endpoint, _file_part
 from airflow_provider_dify.testing.state import new_id
 
 if TYPE_CHECKING:

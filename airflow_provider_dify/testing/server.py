@@ -28,19 +28,11 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from airflow_provider_dify.testing.config import EmulatorConfig
 from airflow_provider_dify.testing.errors import NOT_FOUND_HTML, ApiError, internal_error
+from airflow_provider_dify.testing.exchange import JSON, Ctx, Request, Response
 from airflow_provider_dify.testing.interference import DatasetDeleter, PageWriter, run_interference
 from airflow_provider_dify.testing.multipart import BodyError, BodyReader, boundary_of, parse_multipart
 from airflow_provider_dify.testing.pipeline import PIPELINE_ENDPOINTS, add_pipeline
-from airflow_provider_dify.testing.routes import (
-    ENDPOINTS,
-    JSON,
-    Ctx,
-    Endpoint,
-    Match,
-    Request,
-    Response,
-    Router,
-)
+from airflow_provider_dify.testing.routes import ENDPOINTS, Endpoint, Match, Router
 from airflow_provider_dify.testing.state import EmulatorState
 from airflow_provider_dify.testing.text import load_keyword_index
 from airflow_provider_dify.testing.views import dataset_view, document_detail_view, segment_view
