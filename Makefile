@@ -72,18 +72,24 @@ test-af3: $(VENV3)/.installed redis-server
 test-af2: $(VENV2)/.installed redis-server
 	DIFY_PROVIDER_CONSTRAINTS=$(CONSTRAINTS2) $(VENV2)/bin/python -m pytest -q -p no:cacheprovider -m "not e2e" $(PYTEST_ARGS)
 
-## test-latest: the suite on the newest releases of everything (no constraints), in a venv made anew each time,
-## to see the next upstream breakage before a `make constraints UPGRADE=1` brings it into CI; not part of CI
+## test-latest: the suite on the newest releases of everything (no constraints) for both Airflow lines, in venvs
+## made anew each time, to see the next upstream breakage before `make constraints UPGRADE=1` brings it into CI;
+## not part of CI
 test-latest: redis-server | $(UV)
-	rm -rf $(VENV_LATEST)
+	rm -rf $(VENV_LATEST) $(VENV_LATEST)-af2
 	$(PYTHON) -m venv $(VENV_LATEST)
 	$(UV) pip install -q --python $(VENV_LATEST)/bin/python --upgrade "apache-airflow" -e ".[dev,docs,sql]"
-	$(VENV_LATEST)/bin/python -m pip list 2>/dev/null | grep -i -E '^(apache-airflow|cryptography|celery) '
-	$(VENV_LATEST)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(PYTHON) -m venv $(VENV_LATEST)-af2
+	$(UV) pip install -q --python $(VENV_LATEST)-af2/bin/python --upgrade "apache-airflow>=2.11,<3" -e ".[test,sql]"
+	$(UV) pip list --python $(VENV_LATEST)/bin/python | grep -i -E '^(apache-airflow|cryptography|celery) '
+	$(UV) pip list --python $(VENV_LATEST)-af2/bin/python | grep -i -E '^(apache-airflow|cryptography|celery) '
+	$(VENV_LATEST)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS); s3=$$?; \
+	$(VENV_LATEST)-af2/bin/python -m pytest -q -p no:cacheprovider -m "not e2e" $(PYTEST_ARGS); s2=$$?; \
+	echo "newest Airflow 3: exit $$s3; newest Airflow 2: exit $$s2"; test $$s3 -eq 0 -a $$s2 -eq 0
 
 ## bench: measure against the alternatives and write docs/performance.md
 bench: $(VENV3)/.installed redis-server
 	$(VENV3)/bin/python -m bench
 
 clean:
-	rm -rf $(VENV3) $(VENV2) $(VENV_LATEST) $(TOOLS) .demo
+	rm -rf $(VENV3) $(VENV2) $(VENV_LATEST) $(VENV_LATEST)-af2 $(TOOLS) .demo
