@@ -232,8 +232,10 @@ def test_wait_for_indexing_deferred_in_the_triggerer(
     assert manifest["counts"]["created"] == 8
     assert manifest["indexing"]["documents"] == manifest["indexing"]["completed"] == 8
     assert all(doc["indexing_status"] == "completed" for doc in dify_emulator.documents(dataset_id))
+    # The first deferral waits on all 8 in one trigger, or on a group of group_limit; whether the task defers
+    # again depends on how far the emulator indexed while it checked, which a loaded machine changes.
+    assert len(groups[0]) == min(group_limit, 8)
     assert all(len(group) <= group_limit for group in groups)
-    assert len(set(groups)) == 1 if group_limit >= 8 else len(set(groups)) >= 2
 
 
 def test_empty_source_does_not_empty_the_scope(dify_emulator: Any, dataset_id: str, warehouse: Path) -> None:

@@ -79,10 +79,10 @@ def test_processes_of_one_machine_share_one_window_and_draw_no_403(dify_emulator
     refused, accepted = _run(dify, storage)
     assert refused == 0
     assert len(accepted) == PROCESSES * CALLS
-    # At the window's bound: LIMIT at once, then LIMIT a window (a little latency on top).
+    # Never faster than the window allows: LIMIT at once, then LIMIT a window. How close to that bound the
+    # processes come depends on how the machine schedules them, which is the bench's to measure, not a test's.
     span = accepted[-1] - accepted[0]
     assert span + 0.05 >= (PROCESSES * CALLS - 1) // LIMIT * WINDOW
-    assert span < ((PROCESSES * CALLS - 1) // LIMIT + 1) * WINDOW
 
 
 def test_processes_on_their_own_draw_403s(dify_emulator_factory: Any) -> None:
