@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 # wherever pyproject.toml and constraints/*.in still allow them.
 UPGRADE ?=
 
-.PHONY: demo test test-af3 test-af2 test-latest lint docs bench e2e clean redis-server constraints
+.PHONY: demo test test-af3 test-af2 test-latest lint docs bench e2e clean redis-server chromium constraints
 
 # uv itself, pinned, in a venv of its own: it installs and compiles the project's environments.
 $(UV):
@@ -56,6 +56,10 @@ demo: $(VENV3)/.installed
 redis-server:
 	@command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
 
+## chromium: Debian's Chromium, in which tests/docs_site/ opens the built docs site (headless) and measures it
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
 ## test: ruff, the docs site, then the whole suite on Airflow 3.3 and on Airflow 2.11
 test: lint docs test-af3 test-af2
 
@@ -66,7 +70,7 @@ lint: $(VENV3)/.installed
 docs: $(VENV3)/.installed
 	$(VENV3)/bin/mkdocs build --strict
 
-test-af3: $(VENV3)/.installed redis-server
+test-af3: $(VENV3)/.installed redis-server chromium
 	$(VENV3)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 test-af2: $(VENV2)/.installed redis-server
