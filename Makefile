@@ -7,6 +7,7 @@ UV_VERSION := 0.13.9
 VENV3 := .venv
 VENV2 := .venv-af2
 VENV_LATEST := .venv-latest
+VENV_DEMO := .venv-demo
 TOOLS := .venv-tools
 UV := $(TOOLS)/bin/uv
 CONSTRAINTS3 := constraints/airflow-3.3-py$(PYVER).txt
@@ -33,6 +34,14 @@ $(VENV3)/.installed: pyproject.toml $(CONSTRAINTS3) | $(UV)
 	$(UV) pip install -q --python $(VENV3)/bin/python -c $(CONSTRAINTS3) -b $(CONSTRAINTS3) -e ".[dev,docs,sql]"
 	touch $@
 
+# The demo's environment: the runtime, the emulator and the SQLite provider only (the `demo` extra), pinned by the
+# Airflow 3.3 constraints; the test toolchain is installed by `make test` alone.
+$(VENV_DEMO)/.installed: pyproject.toml $(CONSTRAINTS3) | $(UV)
+	rm -rf $(VENV_DEMO)
+	$(PYTHON) -m venv $(VENV_DEMO)
+	$(UV) pip install -q --python $(VENV_DEMO)/bin/python -c $(CONSTRAINTS3) -b $(CONSTRAINTS3) -e ".[demo]"
+	touch $@
+
 $(VENV2)/.installed: pyproject.toml $(CONSTRAINTS2) | $(UV)
 	rm -rf $(VENV2)
 	$(PYTHON) -m venv $(VENV2)
@@ -49,8 +58,8 @@ constraints: | $(UV)
 		--no-header --output-file constraints/airflow-2.11-py$(PYVER).txt pyproject.toml constraints/airflow-2.11.in
 
 ## demo: sync the sample warehouse into a knowledge base (the emulator, or a real Dify via AIRFLOW_CONN_DIFY_DEFAULT)
-demo: $(VENV3)/.installed
-	$(VENV3)/bin/python -m example_dags.demo
+demo: $(VENV_DEMO)/.installed
+	$(VENV_DEMO)/bin/python -m example_dags.demo
 
 ## redis-server: Debian's Redis, which the shared rate-budget tests and the bench start on 127.0.0.1
 redis-server:
@@ -90,4 +99,4 @@ bench: $(VENV3)/.installed redis-server
 	$(VENV3)/bin/python -m bench
 
 clean:
-	rm -rf $(VENV3) $(VENV2) $(VENV_LATEST) $(TOOLS) .demo
+	rm -rf $(VENV3) $(VENV2) $(VENV_LATEST) $(VENV_DEMO) $(TOOLS) .demo
