@@ -7,6 +7,7 @@ UV_VERSION := 0.13.9
 VENV3 := .venv
 VENV2 := .venv-af2
 VENV_LATEST := .venv-latest
+VENV_DEMO := .venv-demo
 TOOLS := .venv-tools
 UV := $(TOOLS)/bin/uv
 CONSTRAINTS3 := constraints/airflow-3.3-py$(PYVER).txt
@@ -16,7 +17,7 @@ PYTEST_ARGS ?=
 # wherever pyproject.toml and constraints/*.in still allow them.
 UPGRADE ?=
 
-.PHONY: demo test test-af3 test-af2 test-latest lint docs bench e2e clean redis-server constraints
+.PHONY: demo test test-af3 test-af2 test-latest lint docs bench e2e clean redis-server chromium constraints
 
 # uv itself, pinned, in a venv of its own: it installs and compiles the project's environments.
 $(UV):
@@ -33,6 +34,14 @@ $(VENV3)/.installed: pyproject.toml $(CONSTRAINTS3) | $(UV)
 	$(UV) pip install -q --python $(VENV3)/bin/python -c $(CONSTRAINTS3) -b $(CONSTRAINTS3) -e ".[dev,docs,sql]"
 	touch $@
 
+# The demo's environment: the runtime, the emulator and the SQLite provider only (the `demo` extra), pinned by the
+# Airflow 3.3 constraints; the test toolchain is installed by `make test` alone.
+$(VENV_DEMO)/.installed: pyproject.toml $(CONSTRAINTS3) | $(UV)
+	rm -rf $(VENV_DEMO)
+	$(PYTHON) -m venv $(VENV_DEMO)
+	$(UV) pip install -q --python $(VENV_DEMO)/bin/python -c $(CONSTRAINTS3) -b $(CONSTRAINTS3) -e ".[demo]"
+	touch $@
+
 $(VENV2)/.installed: pyproject.toml $(CONSTRAINTS2) | $(UV)
 	rm -rf $(VENV2)
 	$(PYTHON) -m venv $(VENV2)
@@ -43,18 +52,22 @@ $(VENV2)/.installed: pyproject.toml $(CONSTRAINTS2) | $(UV)
 ## run it after changing a dependency in pyproject.toml or an input, and `make constraints UPGRADE=1` to take new
 ## upstream releases on purpose (then `make test` before committing the new pins)
 constraints: | $(UV)
-	$(UV) pip compile -q $(if $(UPGRADE),--upgrade) --python-version $(PYVER) --extra dev --extra docs --extra sql \
+	$(UV) pip compile -q $(if $(UPGRADE),--upgrade) --python-version $(PYVER) --extra dev --extra docs --extra sql --extra demo \
 		--no-header --output-file constraints/airflow-3.3-py$(PYVER).txt pyproject.toml constraints/airflow-3.3.in
 	$(UV) pip compile -q $(if $(UPGRADE),--upgrade) --python-version $(PYVER) --extra test --extra sql \
 		--no-header --output-file constraints/airflow-2.11-py$(PYVER).txt pyproject.toml constraints/airflow-2.11.in
 
 ## demo: sync the sample warehouse into a knowledge base (the emulator, or a real Dify via AIRFLOW_CONN_DIFY_DEFAULT)
-demo: $(VENV3)/.installed
-	$(VENV3)/bin/python -m example_dags.demo
+demo: $(VENV_DEMO)/.installed
+	$(VENV_DEMO)/bin/python -m example_dags.demo
 
 ## redis-server: Debian's Redis, which the shared rate-budget tests and the bench start on 127.0.0.1
 redis-server:
 	@command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+
+## chromium: Debian's Chromium, in which tests/docs_site/ opens the built docs site (headless) and measures it
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 ## test: ruff, the docs site, then the whole suite on Airflow 3.3 and on Airflow 2.11
 test: lint docs test-af3 test-af2
@@ -66,7 +79,7 @@ lint: $(VENV3)/.installed
 docs: $(VENV3)/.installed
 	$(VENV3)/bin/mkdocs build --strict
 
-test-af3: $(VENV3)/.installed redis-server
+test-af3: $(VENV3)/.installed redis-server chromium
 	DIFY_PROVIDER_CONSTRAINTS=$(CONSTRAINTS3) $(VENV3)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 test-af2: $(VENV2)/.installed redis-server
@@ -92,4 +105,4 @@ bench: $(VENV3)/.installed redis-server
 	$(VENV3)/bin/python -m bench
 
 clean:
-	rm -rf $(VENV3) $(VENV2) $(VENV_LATEST) $(VENV_LATEST)-af2 $(TOOLS) .demo
+	rm -rf $(VENV3) $(VENV2) $(VENV_LATEST) $(VENV_LATEST)-af2 $(VENV_DEMO) $(TOOLS) .demo

@@ -35,6 +35,14 @@ RETRIEVE_ROUTE = "/datasets/{dataset_id}/retrieve"
 DAG_ID = "example_dify_warehouse_export"
 
 
+def shown(path: Path) -> str:
+    """A path as the reader typed it: relative to the current directory when it is inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def configure_airflow(home: Path, *, verbose: bool) -> None:
     """A private AIRFLOW_HOME with a SQLite metadata database; the DAGs folder is ``example_dags/``."""
     home.mkdir(parents=True, exist_ok=True)
@@ -101,8 +109,9 @@ def task_states(dag_run: Any) -> dict[str, str]:
     return {ti.task_id: str(ti.state).rsplit(".", 1)[-1].lower() for ti in dag_run.get_task_instances()}
 
 
-def summary(number: int, dag_run: Any, seconds: float, writes: int | None) -> str:
-    """A few human-readable lines about one run."""
+def summary(number: int, dag_run: Any, seconds: float, writes: int | None, *, console: bool = False) -> str:
+    """A few human-readable lines about one run; ``console``: add the link to the knowledge base in Dify's
+    console (a real Dify's; the emulator has no console, and it stops when the demo ends)."""
     products = xcom_value(dag_run, "sync_products") or {}
     faq = xcom_value(dag_run, "sync_faq") or {}
     hit = xcom_value(dag_run, "check_hits") or {}
@@ -129,7 +138,7 @@ def summary(number: int, dag_run: Any, seconds: float, writes: int | None) -> st
     if hit:
         content = " ".join(str(hit.get("content") or "").split())
         lines.append(f"  search: {hit.get('hits')} hit(s); best: {hit.get('document')!r}: {content[:110]}...")
-    if products.get("console_url"):
+    if console and products.get("console_url"):
         lines.append(f"  console: {products['console_url']}")
     return "\n".join(lines)
 
@@ -154,7 +163,7 @@ def run_once(dag: Any, number: int, conf: dict[str, Any], emulator: Any) -> Any:
     writes = None
     if emulator is not None:
         writes = emulator.write_count() - emulator.count("POST", RETRIEVE_ROUTE)
-    print(summary(number, dag_run, seconds, writes))
+    print(summary(number, dag_run, seconds, writes, console=emulator is None))
     failed = {task: state for task, state in task_states(dag_run).items() if state != "success"}
     if failed:
         print(f"  tasks not successful: {failed}; rerun with --verbose to see their logs.", file=sys.stderr)
@@ -176,13 +185,13 @@ def main(argv: list[str] | None = None) -> int:
 
     warehouse = build_warehouse(DEMO_DIR / "warehouse.db")
     os.environ["AIRFLOW_CONN_WAREHOUSE_SQLITE"] = sqlite_connection_json(warehouse)
-    print(f"Airflow home: {DEMO_DIR / 'airflow'} (SQLite metadata database; DAGs folder example_dags/)")
-    print(f"Warehouse: {warehouse} ({PRODUCT_COUNT} products, {len(FAQ)} FAQ entries)")
+    print(f"Airflow home: {shown(DEMO_DIR / 'airflow')} (SQLite metadata database; DAGs folder example_dags/)")
+    print(f"Warehouse: {shown(warehouse)} ({PRODUCT_COUNT} products, {len(FAQ)} FAQ entries)")
     migrate_metadata_db()
 
     with dify_connection() as emulator:
         if emulator is not None:
-            print(f"Dify: the provider's emulator at {emulator.url} (set AIRFLOW_CONN_DIFY_DEFAULT to use your Dify)")
+            print("Dify: the provider's emulator on 127.0.0.1 (set AIRFLOW_CONN_DIFY_DEFAULT to use your Dify)")
         else:
             host = (
                 json.loads(os.environ["AIRFLOW_CONN_DIFY_DEFAULT"]).get("host")

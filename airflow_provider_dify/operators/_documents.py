@@ -390,13 +390,14 @@ def write_document(
     content_hash: str | None = None,
     metadata_fields: Mapping[str, Mapping[str, Any]] | None = None,
     set_metadata: bool = True,
+    log_level: int = logging.INFO,
 ) -> DocumentWrite:
     """
     Write one document: create it, update it when its content changed, or leave it alone.
 
     ``write_document(hook, dataset, *, name, text=None, file_path=None, existing=None, metadata=None,
     on_existing="update", process_rule=None, indexing_technique=None, doc_form=None, doc_language=None,
-    content_hash=None, metadata_fields=None, set_metadata=True) -> DocumentWrite``
+    content_hash=None, metadata_fields=None, set_metadata=True, log_level=logging.INFO) -> DocumentWrite``
 
     * no ``existing`` document: create it by text or by file (``file_path`` uploaded as ``name``), then set its
       metadata and content hash in one metadata call: ``created``;
@@ -432,6 +433,8 @@ def write_document(
         nor its content hash: the caller sets ``{**metadata, HASH_FIELD: result.content_hash}`` itself, many
         documents per metadata call (the sync operators do). A document whose hash is never set is rewritten by
         the next run, so nothing is lost.
+    :param log_level: the level of the line that says what was done to the document: ``logging.DEBUG`` for a
+        sync of many documents, which logs its progress instead.
     :raises ValueError: a bad argument, before anything is sent.
     :raises DifyDocumentNotReadyError: the existing document needs an update but is not available.
     """
@@ -466,7 +469,7 @@ def write_document(
         document_id = str(document["id"])
         if set_metadata:
             write_metadata(hook, dataset_id, document_id, with_hash, fields)
-        log.info("Created document %r (%s) in knowledge base %s", name, document_id, dataset_id)
+        log.log(log_level, "Created document %r (%s) in knowledge base %s", name, document_id, dataset_id)
         created_name = str(document.get("name") or name)
         return DocumentWrite("created", document_id, created_name, answer.get("batch"), content_hash)
 
@@ -475,16 +478,18 @@ def write_document(
     same_content = stored_hash(existing) == content_hash and existing.get("name") == name and failed is None
     if same_content:
         if metadata_matches(existing, values):
-            log.info("Document %r (%s) is unchanged; nothing written", name, document_id)
+            log.log(log_level, "Document %r (%s) is unchanged; nothing written", name, document_id)
             return DocumentWrite("unchanged", document_id, name, None, content_hash)
         if on_existing == "skip":
-            log.info("Document %r (%s) exists; on_existing='skip' leaves its metadata as it is", name, document_id)
+            log.log(
+                log_level, "Document %r (%s) exists; on_existing='skip' leaves its metadata as it is", name, document_id
+            )
             return DocumentWrite("skipped", document_id, name, None, content_hash)
         write_metadata(hook, dataset_id, document_id, values, metadata_fields)
-        log.info("Document %r (%s): content unchanged, metadata updated", name, document_id)
+        log.log(log_level, "Document %r (%s): content unchanged, metadata updated", name, document_id)
         return DocumentWrite("metadata_updated", document_id, name, None, content_hash)
     if on_existing == "skip":
-        log.info("Document %r (%s) exists; on_existing='skip' leaves it as it is", name, document_id)
+        log.log(log_level, "Document %r (%s) exists; on_existing='skip' leaves it as it is", name, document_id)
         return DocumentWrite("skipped", document_id, name, None, content_hash)
     if on_existing == "error":
         raise DifyError(
@@ -504,7 +509,7 @@ def write_document(
         document_id = str((answer.get("document") or {}).get("id") or document_id)
         if set_metadata:
             write_metadata(hook, dataset_id, document_id, with_hash, fields)
-        log.info("Rewrote document %r (%s): its indexing had ended in %r", name, document_id, failed)
+        log.log(log_level, "Rewrote document %r (%s): its indexing had ended in %r", name, document_id, failed)
         return DocumentWrite("updated", document_id, name, answer.get("batch"), content_hash, repaired=failed)
     status = existing.get("display_status")
     if status is not None and status != "available":
@@ -527,7 +532,7 @@ def write_document(
         ) from error
     if set_metadata:
         write_metadata(hook, dataset_id, document_id, with_hash, fields)
-    log.info("Updated document %r (%s): its content changed", name, document_id)
+    log.log(log_level, "Updated document %r (%s): its content changed", name, document_id)
     return DocumentWrite("updated", document_id, name, answer.get("batch"), content_hash)
 
 

@@ -6,6 +6,9 @@ Writes are counted on the emulator's request log, so "unchanged" means no reques
 from __future__ import annotations
 
 import itertools
+import logging
+import re
+import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -313,3 +316,50 @@ def test_records_callable_gets_the_context_variables_it_names(dify_emulator: Any
     assert xcom_value(result, "sync")["counts"]["created"] == 3
     stored = sorted(doc["name"] for doc in dify_emulator.documents(dataset_id))
     assert stored == ["row-0", "row-1", "row-2"]
+
+
+def _progress_lines(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> list[str]:
+    """The operator's progress lines, each once: Airflow 3 logs them through structlog (to the captured output),
+    Airflow 2.11 through logging (caplog, and perhaps also the output)."""
+    captured = capfd.readouterr()
+    found = set(re.findall(r"Wrote \d+ of \d+ document\(s\)", caplog.text + captured.out + captured.err))
+    return sorted(found, key=lambda line: int(line.split()[1]))
+
+
+def test_a_long_sync_logs_its_progress_not_a_line_per_document(
+    dify_emulator: Any,
+    dataset_id: str,
+    warehouse: Path,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: Any,
+) -> None:
+    from airflow_provider_dify.operators.sync import documents
+
+    monkeypatch.setattr(documents, "PROGRESS_SECONDS", 3600.0)  # count-based lines only, however slow the machine
+    caplog.set_level(logging.DEBUG)
+    assert task_state(run(sync_dag(dataset_id, sql="SELECT * FROM products")), "sync") == "success"
+
+    def messages(level: int, start: str) -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.levelno == level and r.getMessage().startswith(start)]
+
+    assert messages(logging.INFO, "Created document") == []
+    assert len(messages(logging.DEBUG, "Created document")) == 240
+    assert _progress_lines(caplog, capfd) == [f"Wrote {n} of 240 document(s)" for n in (100, 200, 240)]
+
+
+def test_the_progress_line_also_comes_after_some_seconds(
+    monkeypatch: Any, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from airflow_provider_dify.operators.sync import documents
+
+    operator = DifySyncDocumentsOperator(
+        task_id="sync", dataset_id=str(uuid.uuid4()), records=[], key_field="id", text_template="x"
+    )
+    clock = iter([0.0, 4.0, 11.0, 12.0, 25.0])
+    monkeypatch.setattr(documents.time, "monotonic", lambda: next(clock))
+    caplog.set_level(logging.INFO)
+    report = operator._progress_logger()  # started at 0 s
+    for done in (1, 2, 3, 4):  # at 4 s, 11 s, 12 s, 25 s
+        report(done, 1000)
+    assert _progress_lines(caplog, capfd) == ["Wrote 2 of 1000 document(s)", "Wrote 4 of 1000 document(s)"]

@@ -29,7 +29,7 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 PYVER = f"{sys.version_info[0]}.{sys.version_info[1]}"
 #: Each environment the Makefile makes: its constraints file and the extras it installs.
 ENVIRONMENTS = {
-    f"airflow-3.3-py{PYVER}.txt": ("dev", "docs", "sql"),
+    f"airflow-3.3-py{PYVER}.txt": ("dev", "docs", "sql", "demo"),
     f"airflow-2.11-py{PYVER}.txt": ("test", "sql"),
 }
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==([^\s;#]+)")

@@ -108,11 +108,12 @@ def _build_site(root_of_copy: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def docs_copy(tmp_path: Path) -> Path:
-    """The site's sources (mkdocs.yml, docs/, the package) copied, so that a test may break them."""
+    """The site's sources (mkdocs.yml, docs/, the package, the files pages embed), copied for a test to break."""
     pytest.importorskip("mkdocstrings_handlers.python", reason="the docs extra is installed in the Airflow 3 venv")
     root = Path(__file__).resolve().parents[2]
-    shutil.copy2(root / "mkdocs.yml", tmp_path / "mkdocs.yml")
-    for name in ("docs", "airflow_provider_dify"):
+    for name in ("mkdocs.yml", "CHANGELOG.md"):  # the changelog page embeds CHANGELOG.md
+        shutil.copy2(root / name, tmp_path / name)
+    for name in ("docs", "airflow_provider_dify", "example_dags"):  # the guides embed the example DAGs
         shutil.copytree(root / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
     return tmp_path
 

@@ -348,6 +348,7 @@ class DocumentSync:
             "content_hash": content_hash,
             "metadata_fields": fields,
             "set_metadata": False,
+            "log_level": logging.DEBUG,  # one line per document only at DEBUG; the operator logs progress
             **self.options,
         }
         if record.file is not None:

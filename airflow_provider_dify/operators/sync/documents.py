@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,11 @@ from airflow_provider_dify.operators._base import (
 from airflow_provider_dify.operators._input import check_uploads
 from airflow_provider_dify.operators.sync._document_sync import SCOPE_FIELD
 from airflow_provider_dify.operators.sync._operator import RecordSyncOperator, indexing_summary, positive_int
+
+#: A sync logs its progress every this many written documents...
+PROGRESS_EVERY = 100
+#: ... or when this many seconds passed since its last progress line, whichever comes first.
+PROGRESS_SECONDS = 10.0
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -274,8 +280,17 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
         return hashes, failures
 
     def _progress_logger(self) -> Callable[[int, int], None]:
+        """One line every :data:`PROGRESS_EVERY` documents or :data:`PROGRESS_SECONDS` seconds, and at the end.
+
+        The line per document is logged at DEBUG (``write_document``'s ``log_level``).
+        """
+        last = time.monotonic()
+
         def report(done: int, total: int) -> None:
-            if done % 100 == 0 or done == total:
+            nonlocal last
+            now = time.monotonic()
+            if done % PROGRESS_EVERY == 0 or done == total or now - last >= PROGRESS_SECONDS:
+                last = now
                 self.log.info("Wrote %d of %d document(s)", done, total)
 
         return report
