@@ -12,12 +12,18 @@ Registered through the ``pytest11`` entry point, so any project that installs th
 
 Knobs for one test: ``@pytest.mark.dify_emulator(indexing_seconds=0, server_version="1.13")``.
 
+``airflow_db``
+    Session-scoped. An isolated Airflow home (a temporary ``AIRFLOW_HOME``) with its own SQLite metadata
+    database, created once for the session; :func:`~airflow_provider_dify.testing.run_dag` runs DAGs in it.
+    A database configured elsewhere (``~/airflow``, a server) is never touched.
+
 Nothing here imports Airflow: pytest loads plugins before the test session is configured.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -35,6 +41,20 @@ def pytest_configure(config: pytest.Config) -> None:
         "dify_emulator(**knobs): configure the dify_emulator fixture for this test "
         "(e.g. indexing_seconds=0, server_version='1.13', rate_limit_per_minute=10).",
     )
+
+
+@pytest.fixture(scope="session")
+def airflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """
+    An isolated Airflow home with a SQLite metadata database, created once per session; returns the home.
+
+    A session whose conftest already called
+    :func:`~airflow_provider_dify.testing.airflow_home.use_isolated_airflow_home` keeps that home.
+    """
+    from airflow_provider_dify.testing.airflow_home import active_home, create_metadata_db, use_isolated_airflow_home
+
+    home = active_home() or use_isolated_airflow_home(tmp_path_factory.mktemp("airflow-home"))
+    return create_metadata_db(home)
 
 
 @pytest.fixture(scope="session")
