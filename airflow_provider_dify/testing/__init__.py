@@ -6,7 +6,8 @@ A stateful Dify Knowledge API emulator for tests, demos and benchmarks (like mot
 ...     dify.url, dify.api_key  # "http://127.0.0.1:PORT/v1", "dataset-..."
 
 :func:`run_dag` runs a DAG in a test (``dag.test()``, on the ``airflow_db`` fixture's isolated metadata
-database) and returns a :class:`DagRunResult`. See docs/emulator.md for the knobs, fault injection, counters and the differences from a real server.
+database) and returns a :class:`DagRunResult`. See docs/emulator.md for testing DAGs, the knobs, fault
+injection, counters and the differences from a real server.
 
 The names are imported on first use: the pytest plugin (``airflow_provider_dify.testing.pytest_plugin``) is
 loaded by every pytest session of a project that installs the provider, and must not load the server with it.
