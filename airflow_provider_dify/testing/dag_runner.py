@@ -43,15 +43,17 @@ def load_dag(path: str | Path, dag_id: str | None = None) -> Any:
     :param dag_id: which DAG, when the file defines several.
     :raises ValueError: the file does not import, defines no DAG, or several without ``dag_id``.
     """
-    try:
-        from airflow.dag_processing.dagbag import DagBag  # Airflow 3.1+
-    except ImportError:
-        from airflow.models.dagbag import DagBag  # Airflow 2
-
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"path: {str(path)!r} is not a file; give the path of a DAG file (.py).")
-    bag = DagBag(dag_folder=str(path), include_examples=False)
+    try:
+        from airflow.dag_processing.dagbag import DagBag  # Airflow 3.1+
+
+        bag = DagBag(dag_folder=str(path))
+    except ImportError:
+        from airflow.models.dagbag import DagBag  # Airflow 2
+
+        bag = DagBag(dag_folder=str(path), include_examples=False)
     if bag.import_errors:
         errors = "\n".join(f"{file}: {error}" for file, error in bag.import_errors.items())
         raise ValueError(f"path: {path} does not import as a DAG file:\n{errors}")
