@@ -167,11 +167,12 @@ SEGMENT_UPDATE = (
 )
 CHILD_CHUNK = (F("content", "str", required=True, nullable=False),)
 HIT_TESTING = (
-    F("query", "str", required=True),  # a missing query is pydantic's "Field required" (1.13.2 and 1.16.1)
+    F("query", "str"),
     _RETRIEVAL,
     F("external_retrieval_model", "dict"),
     F("attachment_ids", "str_list"),
 )
+HIT_TESTING_QUERY = (dataclasses.replace(HIT_TESTING[0], required=True), *HIT_TESTING[1:])
 METADATA_CREATE = (
     F("type", required=True, nullable=False, choices=("string", "number", "time")),
     _NAME,
@@ -610,7 +611,10 @@ def delete_child_chunk(ctx: Ctx) -> Response:
 
 def retrieve(ctx: Ctx) -> Response:
     """``POST /retrieve`` and ``POST /hit-testing``."""
-    values = validate("HitTestingPayload", HIT_TESTING, ctx.req.payload())
+    payload = ctx.req.payload()
+    # Without attachment_ids a missing query is pydantic's "Field required", as 1.13.2 and 1.16.1 answered.
+    specs = HIT_TESTING if isinstance(payload, dict) and payload.get("attachment_ids") else HIT_TESTING_QUERY
+    values = validate("HitTestingPayload", specs, payload)
     query = values.get("query") or ""
     if not query and not values.get("attachment_ids"):
         raise invalid_param("Query or attachment_ids is required")
