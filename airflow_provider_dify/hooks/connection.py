@@ -13,7 +13,12 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from airflow_provider_dify.hooks.retries import RetryPolicy
-from airflow_provider_dify.hooks.validation import DEFAULT_UPLOAD_EXTENSIONS, DEFAULT_UPLOAD_MAX_MB, refuse
+from airflow_provider_dify.hooks.validation import (
+    DEFAULT_UPLOAD_EXTENSIONS,
+    DEFAULT_UPLOAD_MAX_MB,
+    MIN_POLL_INTERVAL,
+    refuse,
+)
 
 CONN_TYPE = "dify"
 DEFAULT_CONN_ID = "dify_default"
@@ -39,6 +44,10 @@ CONNECTION_EXTRAS: dict[str, str] = {
     "console_url": "Dify console URL for the task links (default: derived from the API URL).",
     "upload_max_mb": "The server's upload limit in MB (UPLOAD_FILE_SIZE_LIMIT; default 15, Dify's).",
     "upload_extensions": "File extensions the server accepts, comma-separated (default: Dify's default ETL's).",
+    "poll_interval_max": (
+        "Longest wait between two polls of the indexing status, in seconds, whatever a task's poll_interval or"
+        " poke_interval says (default: none). The testing kit's dify_emulator fixture sets it so tests do not wait."
+    ),
 }
 
 
@@ -96,6 +105,10 @@ class DifyConnectionSettings:
         machine, the default when ``requests_per_minute`` is set), ``"process"`` (no sharing), a ``limits``
         storage URI shared by all workers (never shown: it may hold a password), or ``None`` without a limit.
     :param console_url: the console URL for task links.
+    :param upload_max_mb: the server's upload limit in MB.
+    :param upload_extensions: the file extensions the server accepts.
+    :param poll_interval_max: the longest wait between two indexing polls, whatever a task asks (``None``: no
+        cap); see :meth:`poll_wait`.
     """
 
     base_url: str
@@ -109,6 +122,13 @@ class DifyConnectionSettings:
     upload_extensions: tuple[str, ...] = DEFAULT_UPLOAD_EXTENSIONS
     rate_limit_window: float = 60.0
     rate_limit_storage: str | None = field(default=None, repr=False)
+    poll_interval_max: float | None = None
+
+    def poll_wait(self, poll_interval: float) -> float:
+        """The wait before the next indexing poll: a task's ``poll_interval``, at most ``poll_interval_max``."""
+        if self.poll_interval_max is None:
+            return poll_interval
+        return min(poll_interval, self.poll_interval_max)
 
     @property
     def workspace_key(self) -> str:
@@ -191,6 +211,11 @@ class DifyConnectionSettings:
             upload_extensions=_extensions(extra.get("upload_extensions"), conn_id),
             rate_limit_window=number("rate_limit_window", 60.0, 0.001),
             rate_limit_storage=_storage_uri(extra.get("rate_limit_storage"), requests_per_minute, conn_id),
+            poll_interval_max=(
+                number("poll_interval_max", MIN_POLL_INTERVAL, MIN_POLL_INTERVAL)
+                if "poll_interval_max" in extra
+                else None
+            ),
         )
 
     @classmethod

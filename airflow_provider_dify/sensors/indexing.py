@@ -429,6 +429,7 @@ class DifyIndexingSensor(IndexingGroupsMixin, BaseSensorOperator):
 
     def execute(self, context: Context) -> Any:
         """Poke or reschedule as configured; when deferrable, check once and defer if still indexing."""
+        self.poke_interval = self.hook.settings.poll_wait(self.poke_interval)  # the connection may cap it
         if not self.deferrable:
             return super().execute(context)
         done = self.poke(context)

@@ -1,9 +1,16 @@
 """
 Run the Dify emulator in the foreground::
 
-    python -m airflow_provider_dify.testing --port 5001 [--api-key K] [--indexing-seconds S] ...
+    python -m airflow_provider_dify.testing [--port 5101] [--api-key K] [--indexing-seconds S] ...
 
-Prints the API URL, the key and the matching ``AIRFLOW_CONN_DIFY_DEFAULT``; stops on Ctrl-C.
+Prints the API URL, the key, whether an embedding model is emulated and the exact
+``export AIRFLOW_CONN_DIFY_DEFAULT=...`` line; stops on Ctrl-C.
+
+From the shell the emulator stands in for a Dify a developer works with, so it differs from the library's
+defaults in three ways: the key is fixed (:data:`CLI_API_KEY`, so a connection exported once keeps working
+across restarts), an embedding model is emulated (Dify's own curl examples create ``high_quality`` knowledge
+bases and retrieve without naming a model; ``--no-embedding-available`` answers them as a Dify without one),
+and the port is :data:`CLI_PORT`, not 5001, which a self-hosted Dify's API takes.
 """
 
 from __future__ import annotations
@@ -14,14 +21,23 @@ import sys
 from airflow_provider_dify.testing.config import SERVER_VERSIONS
 from airflow_provider_dify.testing.server import DifyEmulator
 
+#: The command line's default port: 5001 is a self-hosted Dify's API, 5101 is free next to it.
+CLI_PORT = 5101
+#: The command line's default API key, the same on every start.
+CLI_API_KEY = "dataset-emulator"
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m airflow_provider_dify.testing", description="Run a local Dify Knowledge API emulator."
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=5001, help="TCP port (default 5001; 0 picks a free one)")
-    parser.add_argument("--api-key", default=None, help="dataset API key (default: random dataset-...)")
+    parser.add_argument(
+        "--port", type=int, default=CLI_PORT, help=f"TCP port (default {CLI_PORT}; 0 picks a free one)"
+    )
+    parser.add_argument(
+        "--api-key", default=CLI_API_KEY, help=f"dataset API key (default {CLI_API_KEY}, the same on every start)"
+    )
     parser.add_argument(
         "--server-version", default="1.16", help=f"emulated version, one of {SERVER_VERSIONS}"
     )
@@ -38,7 +54,11 @@ def _parser() -> argparse.ArgumentParser:
         "--sandbox-plan", action="store_true", help="refuse chunk writes like the Sandbox plan"
     )
     parser.add_argument(
-        "--embedding-available", action="store_true", help="pretend an embedding model exists"
+        "--embedding-available",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="emulate a default embedding model (high_quality, semantic search); --no-embedding-available"
+        " answers 400 like a Dify without one (default: on)",
     )
     parser.add_argument("--fault-rate", type=float, default=0.0, help="share of requests answered with 5xx")
     parser.add_argument("--reset-rate", type=float, default=0.0, help="share of connections reset")
@@ -48,6 +68,12 @@ def _parser() -> argparse.ArgumentParser:
         "--ignore-paging", action="store_true", help="answer every item on every list page (Dify ~1.1-1.2)"
     )
     return parser
+
+
+def _embedding_line(available: bool) -> str:
+    if available:
+        return "emulated (high_quality and semantic search work; --no-embedding-available to refuse them)"
+    return "none (high_quality and retrieval without a model answer 400; --embedding-available to emulate one)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Dify emulator (server version {emulator.config.server_version}) listening")
         print(f"  URL:     {emulator.url}")
         print(f"  API key: {emulator.api_key}")
+        print(f"  Embedding model: {_embedding_line(args.embedding_available)}")
+        print("Use it from Airflow (copy this line into the shell that runs Airflow):")
         print(f"  export AIRFLOW_CONN_DIFY_DEFAULT='{emulator.connection_json}'")
         print("Press Ctrl-C to stop.", flush=True)
         emulator.serve_forever()

@@ -109,7 +109,7 @@ class FieldError:
 def _short_repr(value: Any) -> str:
     text = repr(value)
     if len(text) > 50:
-        text = text[:24] + "..." + text[-24:]
+        text = text[:25] + "..." + text[-24:]  # pydantic's cut, as Dify 1.16.1's answers show it
     return text
 
 

@@ -161,3 +161,8 @@ class Ctx:
     def version(self) -> tuple[int, int]:
         """The emulated server version."""
         return self.config.version_tuple
+
+    @property
+    def newest(self) -> bool:
+        """Answer in the shapes of Dify 1.16.1 (``server_version`` 1.16 and later)."""
+        return self.version >= (1, 16)

@@ -7,6 +7,7 @@ and return a :class:`Response`; errors are raised as :class:`~airflow_provider_d
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import io
@@ -146,6 +147,7 @@ SEGMENT_CREATE = (
         ),
     ),
 )
+SEGMENT_CREATE_NEWEST = (dataclasses.replace(SEGMENT_CREATE[0], min_len=1),)
 SEGMENT_UPDATE = (
     F(
         "segment",
@@ -170,6 +172,7 @@ HIT_TESTING = (
     F("external_retrieval_model", "dict"),
     F("attachment_ids", "str_list"),
 )
+HIT_TESTING_QUERY = (dataclasses.replace(HIT_TESTING[0], required=True), *HIT_TESTING[1:])
 METADATA_CREATE = (
     F("type", required=True, nullable=False, choices=("string", "number", "time")),
     _NAME,
@@ -227,7 +230,11 @@ TAG_UNBINDING = (
 
 def _dataset_body(ctx: Ctx, ds: Dataset, variant: str) -> dict[str, Any]:
     return dataset_view(
-        ds, variant=variant, counts=ctx.state.dataset_counts(ds), tags=ctx.state.dataset_tags(ds)
+        ds,
+        variant=variant,
+        counts=ctx.state.dataset_counts(ds),
+        tags=ctx.state.dataset_tags(ds),
+        newest=ctx.newest,
     )
 
 
@@ -285,7 +292,7 @@ def delete_dataset(ctx: Ctx) -> Response:
 
 
 def _document_answer(ctx: Ctx, doc: Document, batch: str) -> Response:
-    return ok({"document": document_view(ctx.dataset, doc, ctx.now), "batch": batch})
+    return ok({"document": document_view(ctx.dataset, doc, ctx.now, newest=ctx.newest), "batch": batch})
 
 
 def create_by_text(ctx: Ctx) -> Response:
@@ -358,7 +365,9 @@ def list_documents(ctx: Ctx) -> Response:
     per_page = min(max(limit, 1), 100)
     docs = ctx.state.list_documents(ctx.dataset, req.arg("keyword"), req.arg("status"), ctx.now)
     start = (max(page, 1) - 1) * per_page
-    data = [document_view(ctx.dataset, doc, ctx.now) for doc in page_window(ctx, docs, start, per_page)]
+    data = [
+        document_view(ctx.dataset, doc, ctx.now, newest=ctx.newest) for doc in page_window(ctx, docs, start, per_page)
+    ]
     return ok(
         {"data": data, "has_more": len(data) >= limit, "limit": limit, "total": len(docs), "page": page}
     )
@@ -476,7 +485,9 @@ def add_segments(ctx: Ctx) -> Response:
     data = ctx.req.json(silent=True)
     if not isinstance(data, dict) or data.get("segments") is None:
         raise ApiError(400, "", "", body={"error": "Segments is required"})
-    values, message = validation_errors("SegmentCreatePayload", SEGMENT_CREATE, data)
+    # 1.16.1 refuses an empty list in the payload model (min_length 1); the 1.13 mode keeps its own answer.
+    specs = SEGMENT_CREATE_NEWEST if ctx.newest else SEGMENT_CREATE
+    values, message = validation_errors("SegmentCreatePayload", specs, data)
     if message:
         raise ApiError(400, "", message, body={"error": message})
     if not values["segments"]:
@@ -600,7 +611,10 @@ def delete_child_chunk(ctx: Ctx) -> Response:
 
 def retrieve(ctx: Ctx) -> Response:
     """``POST /retrieve`` and ``POST /hit-testing``."""
-    values = validate("HitTestingPayload", HIT_TESTING, ctx.req.payload())
+    payload = ctx.req.payload()
+    # Without attachment_ids a missing query is pydantic's "Field required", as 1.13.2 and 1.16.1 answered.
+    specs = HIT_TESTING if isinstance(payload, dict) and payload.get("attachment_ids") else HIT_TESTING_QUERY
+    values = validate("HitTestingPayload", specs, payload)
     query = values.get("query") or ""
     if not query and not values.get("attachment_ids"):
         raise invalid_param("Query or attachment_ids is required")
@@ -616,7 +630,7 @@ def retrieve(ctx: Ctx) -> Response:
                 {"id": c.id, "content": c.content, "position": c.position, "score": score}
                 for c in seg.child_chunks.values()
             ]
-        records.append(retrieval_record(ds, seg, doc, ctx.now, score, children))
+        records.append(retrieval_record(ds, seg, doc, ctx.now, score, children, newest=ctx.newest))
     return ok({"query": {"content": query}, "records": records})
 
 

@@ -473,7 +473,11 @@ class DifyEmulator:
         with self._locked():
             return [
                 dataset_view(
-                    ds, variant="get", counts=self.state.dataset_counts(ds), tags=self.state.dataset_tags(ds)
+                    ds,
+                    variant="get",
+                    counts=self.state.dataset_counts(ds),
+                    tags=self.state.dataset_tags(ds),
+                    newest=self.config.version_tuple >= (1, 16),
                 )
                 for ds in self.state.datasets.values()
             ]
@@ -522,7 +526,13 @@ class DifyEmulator:
             ds = self.state.create_dataset({"name": name, **values}, now)
             ds.keyword_number = int(keyword_number)
             self.state.bump()
-            return dataset_view(ds, variant="create", counts=self.state.dataset_counts(ds), tags=[])
+            return dataset_view(
+                ds,
+                variant="create",
+                counts=self.state.dataset_counts(ds),
+                tags=[],
+                newest=self.config.version_tuple >= (1, 16),
+            )
 
     def create_document(
         self, dataset_id: str, name: str, text: str, *, wait: bool = True, **values: Any
@@ -563,7 +573,13 @@ class DifyEmulator:
                 self.state, ds, nodes=datasource_nodes, chunk_structure=chunk_structure, process_rule=process_rule
             )
             self.state.bump()
-            return dataset_view(ds, variant="get", counts=self.state.dataset_counts(ds), tags=[])
+            return dataset_view(
+                ds,
+                variant="get",
+                counts=self.state.dataset_counts(ds),
+                tags=[],
+                newest=self.config.version_tuple >= (1, 16),
+            )
 
     def set_dataset_api_enabled(self, dataset_id: str, enabled: bool) -> None:
         """Flip a dataset's "API Access" switch (off: its routes answer 403)."""

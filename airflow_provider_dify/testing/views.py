@@ -32,6 +32,7 @@ def dataset_view(
     variant: str,
     counts: tuple[int, int, int],
     tags: list[Tag],
+    newest: bool = True,
 ) -> dict[str, Any]:
     """
     A dataset.
@@ -40,6 +41,7 @@ def dataset_view(
         ``embedding_available``, ``retrieval_model_dict.search_method`` and ``partial_member_list``.
     :param counts: ``(document_count, word_count, available_documents)``.
     :param tags: the tags bound to the dataset.
+    :param newest: answer as Dify 1.16.1 does (with ``maintainer``); ``False``: as 1.13.2 does.
     """
     document_count, word_count, available = counts
     retrieval = {k: dict(v) if isinstance(v, dict) else v for k, v in ds.retrieval_model.items()}
@@ -96,6 +98,8 @@ def dataset_view(
         "enable_api": ds.enable_api,
         "is_multimodal": False,
     }
+    if newest:  # new in 1.16 (the recording shows a string; the creator's account id is a guess)
+        body["maintainer"] = ds.created_by
     if variant == "patch" or (variant == "get" and ds.permission == "partial_members"):
         body["partial_member_list"] = list(ds.partial_member_list)
     return body
@@ -153,7 +157,7 @@ def doc_metadata_raw(ds: Dataset, doc: Document) -> dict[str, Any] | None:
     return raw
 
 
-def document_view(ds: Dataset, doc: Document, now: float) -> dict[str, Any]:
+def document_view(ds: Dataset, doc: Document, now: float, *, newest: bool = True) -> dict[str, Any]:
     """A document as create, update and list answer it."""
     return {
         "id": doc.id,
@@ -177,7 +181,8 @@ def document_view(ds: Dataset, doc: Document, now: float) -> dict[str, Any]:
         "word_count": doc.word_count,
         "hit_count": doc.hit_count,
         "doc_form": doc.doc_form,
-        "doc_metadata": doc_metadata_details(ds, doc, stringify=True),
+        # 1.16.1 answers [] for a document without metadata, 1.13.2 null.
+        "doc_metadata": doc_metadata_details(ds, doc, stringify=True) or ([] if newest else None),
         "summary_index_status": None,
         "need_summary": False,
     }
@@ -327,9 +332,14 @@ def retrieval_record(
     now: float,
     score: float,
     child_scores: list[dict[str, Any]] | None,
+    *,
+    newest: bool = True,
 ) -> dict[str, Any]:
-    """One record of a retrieve answer."""
+    """One record of a retrieve answer (``newest``: as 1.16.1 answers it, with ``[]`` for no child chunks or
+    files and a null ``sign_content``; otherwise as 1.13.2, with nulls and the text)."""
     segment = _segment_core(seg, doc, now)
+    if newest:
+        segment["sign_content"] = None
     del segment["updated_at"]
     del segment["updated_by"]
     segment["document"] = {
@@ -341,9 +351,9 @@ def retrieval_record(
     }
     return {
         "segment": segment,
-        "child_chunks": child_scores,
+        "child_chunks": child_scores if child_scores is not None or not newest else [],
         "score": score,
         "tsne_position": None,
-        "files": None,
+        "files": [] if newest else None,
         "summary": None,
     }

@@ -114,6 +114,7 @@ class DifyIndexingTrigger(BaseTrigger):
 
         try:
             async with DifyAsyncHook(self.dify_conn_id) as hook:
+                interval = (await hook.get_settings()).poll_wait(self.poll_interval)
                 while True:
                     try:
                         outcome = await acheck_indexing(
@@ -139,7 +140,7 @@ class DifyIndexingTrigger(BaseTrigger):
                     remaining = self.end_time - time.time()
                     if remaining <= 0:
                         return event("timeout", timeout_message(None, documents))
-                    await asyncio.sleep(min(self.poll_interval, remaining))
+                    await asyncio.sleep(min(interval, remaining))
         except Exception as error:  # the connection cannot be read, the client cannot start...
             self.log.exception("Waiting for indexing failed")
             return event("error", f"Waiting for indexing failed: {type(error).__name__}: {error}")

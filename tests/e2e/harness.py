@@ -62,7 +62,7 @@ class AirflowDeployment:
         self.db_path = self.home / "airflow.db"
         self.api_port = free_port()
         self.env = {
-            **airflow_environment(self.home, self.dags_folder, self.db_path, self.api_port, parallelism),
+            **airflow_environment(self.home, self.dags_folder, self.api_port, parallelism),
             **(env or {}),
         }
         self.airflow = str(Path(sys.executable).parent / "airflow")
@@ -301,32 +301,29 @@ class AirflowDeployment:
         return json.loads(value if isinstance(value, str) else value.decode())
 
 
-def airflow_environment(
-    home: Path, dags_folder: Path, db_path: Path, api_port: int, parallelism: int
-) -> dict[str, str]:
+def airflow_environment(home: Path, dags_folder: Path, api_port: int, parallelism: int) -> dict[str, str]:
     """
     The environment of an Airflow 3 deployment on 127.0.0.1: this process's environment without any ``AIRFLOW*``
-    variable, plus the deployment's configuration (LocalExecutor, SQLite, no examples, DAGs unpaused at creation,
-    simple auth with everyone an admin, fresh secrets, free log-server ports).
+    variable, plus the testing kit's isolated home (SQLite ``home/airflow.db``, the DAGs folder, no examples:
+    :func:`airflow_provider_dify.testing.airflow_home.isolated_environment`) and what a deployment of
+    processes needs on top (LocalExecutor, DAGs unpaused at creation, simple auth with everyone an admin, fresh
+    secrets, free log-server ports).
 
-    :param home: ``AIRFLOW_HOME``.
+    :param home: ``AIRFLOW_HOME``; the metadata DB is ``home/airflow.db``.
     :param dags_folder: The DAGs folder.
-    :param db_path: The SQLite metadata DB.
     :param api_port: The api-server's port on 127.0.0.1.
     :param parallelism: ``[core] parallelism``.
     """
+    from airflow_provider_dify.testing.airflow_home import isolated_environment
+
     env = {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW", "_AIRFLOW"))}
+    env.update(isolated_environment(home, dags_folder))
     env.update(
         {
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{db_path}",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": str(parallelism),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
-            "AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES_REGEXP": r"airflow_provider_dify\..*",
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(api_port),
             "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",

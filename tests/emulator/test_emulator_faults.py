@@ -212,7 +212,13 @@ def test_seeding_helpers(emu: DifyEmulator, client) -> None:
 
 def test_plugin_fixture_sets_the_airflow_connection(dify_emulator: DifyEmulator) -> None:
     connection = json.loads(os.environ["AIRFLOW_CONN_DIFY_DEFAULT"])
-    assert connection == {"conn_type": "dify", "host": dify_emulator.url, "password": dify_emulator.api_key}
+    assert connection == {
+        "conn_type": "dify",
+        "host": dify_emulator.url,
+        "password": dify_emulator.api_key,
+        "extra": json.dumps({"poll_interval_max": 0.05}),  # the fixture's cap on indexing polls
+    }
+    assert dify_emulator.config.indexing_seconds == 0.01 and dify_emulator.config.queue_pickup_seconds == 0
     assert (
         requests.get(dify_emulator.url + "/datasets", headers=dify_emulator.headers, timeout=10).status_code
         == 200
@@ -220,7 +226,8 @@ def test_plugin_fixture_sets_the_airflow_connection(dify_emulator: DifyEmulator)
     assert dify_emulator.datasets() == []
 
 
-@pytest.mark.dify_emulator(server_version="1.13", indexing_seconds=0)
+@pytest.mark.dify_emulator(server_version="1.13", indexing_seconds=0.3, poll_interval_max=None)
 def test_plugin_marker_sets_knobs(dify_emulator: DifyEmulator) -> None:
     assert dify_emulator.config.server_version == "1.13"
-    assert dify_emulator.config.indexing_seconds == 0
+    assert dify_emulator.config.indexing_seconds == 0.3  # realistic pacing, asked for
+    assert "extra" not in json.loads(os.environ["AIRFLOW_CONN_DIFY_DEFAULT"])  # no cap on the polls

@@ -163,23 +163,48 @@ def test_unknown_knob_and_bad_values_are_refused() -> None:
         dify.configure(port=1)
 
 
-def test_command_line_runs_until_interrupted() -> None:
+def _run_command_line(*arguments: str) -> tuple[list[str], int]:
+    """Start ``python -m airflow_provider_dify.testing`` with a free port, read its banner, answer one
+    ``high_quality`` create with the banner's key, stop it with Ctrl-C; return the banner and the status."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    args = [sys.executable, "-m", "airflow_provider_dify.testing", "--port", "0", "--api-key", "dataset-cli"]
+    args = [sys.executable, "-m", "airflow_provider_dify.testing", "--port", "0", *arguments]
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    banner: list[str] = []
     try:
-        url = None
         deadline = time.monotonic() + 60
-        while url is None and time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if "URL:" in line:
-                url = line.split("URL:", 1)[1].strip()
-        assert url and url.endswith("/v1")
-        response = requests.get(
-            url + "/datasets", headers={"Authorization": "Bearer dataset-cli"}, timeout=10
+        while not any("Press Ctrl-C" in line for line in banner) and time.monotonic() < deadline:
+            banner.append(process.stdout.readline())
+        exported = next(line for line in banner if "export AIRFLOW_CONN_DIFY_DEFAULT=" in line)
+        connection = json.loads(exported.split("=", 1)[1].strip().strip("'"))
+        response = requests.post(
+            connection["host"] + "/datasets",
+            headers={"Authorization": f"Bearer {connection['password']}"},
+            json={"name": "curl-example", "indexing_technique": "high_quality"},
+            timeout=10,
         )
-        assert response.status_code == 200
+        banner.append(f"create: {response.status_code}")
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=20)
-    assert process.returncode == 0
+    return banner, process.returncode
+
+
+def test_command_line_runs_until_interrupted() -> None:
+    banner, returncode = _run_command_line("--api-key", "dataset-cli")
+    assert returncode == 0
+    assert any('"password": "dataset-cli"' in line for line in banner)
+    # Dify's own curl examples create high_quality knowledge bases: an embedding model is emulated by default.
+    assert banner[-1] == "create: 200"
+    assert any("Embedding model: emulated" in line for line in banner)
+
+
+def test_command_line_key_is_fixed_and_embeddings_can_be_refused() -> None:
+    from airflow_provider_dify.testing.__main__ import CLI_API_KEY, CLI_PORT, _parser
+
+    assert CLI_PORT != 5001  # a self-hosted Dify's API port
+    banner, returncode = _run_command_line("--no-embedding-available")
+    assert returncode == 0
+    assert any(f"API key: {CLI_API_KEY}" in line for line in banner)  # the same on every start
+    assert banner[-1] == "create: 400"  # as a Dify without an embedding model answers
+    assert any("--embedding-available to emulate one" in line for line in banner)
+    assert _parser().parse_args([]).port == CLI_PORT

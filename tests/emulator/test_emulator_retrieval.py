@@ -67,7 +67,9 @@ def test_keyword_search_records(client, kb) -> None:
     assert names == ["apples.txt", "pears.txt"]  # two keywords beat one
     record = body["records"][0]
     assert set(record) == {"segment", "child_chunks", "score", "tsne_position", "files", "summary"}
-    assert record["score"] == 0.0 and record["child_chunks"] is None
+    # As Dify 1.16.1 answers (the default mode): empty lists, no sign_content (1.13.2: nulls and the text).
+    assert record["score"] == 0.0 and record["child_chunks"] == [] and record["files"] == []
+    assert record["segment"]["sign_content"] is None
     assert set(record["segment"]["document"]) == {
         "id",
         "data_source_type",

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_dify.sensors.indexing import DifyIndexingSensor
+from airflow_provider_dify.testing.dag_runner import task_state, xcom_value
 
 TEXT = "Alpha paragraph for the sensor.\n\nBeta paragraph for the sensor.\n\nGamma paragraph for the sensor."
 STATUS_ROUTE = "/datasets/{dataset_id}/documents/{batch}/indexing-status"
@@ -64,35 +65,13 @@ def build_dag(dataset_id: str, name: str, **sensor_kwargs: Any) -> Any:
     return dag
 
 
-def task_state(dag_run: Any, task_id: str) -> str:
-    return str(dag_run.get_task_instance(task_id).state).rsplit(".", 1)[-1].lower()
-
-
-def xcom_value(dag_run: Any, task_id: str, key: str = "return_value") -> Any:
-    """An XCom value of the run, read from the metadata DB (Airflow 2.11 and 3.x)."""
-    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
-
-    if AIRFLOW_V_3_0_PLUS:
-        from airflow.models.xcom import XComModel
-        from airflow.utils.session import create_session
-
-        with create_session() as session:
-            row = session.scalars(
-                XComModel.get_many(run_id=dag_run.run_id, dag_ids=dag_run.dag_id, task_ids=task_id, key=key)
-            ).first()
-            return XComModel.deserialize_value(row) if row is not None else None
-    from airflow.models.xcom import XCom
-
-    return XCom.get_one(run_id=dag_run.run_id, dag_id=dag_run.dag_id, task_id=task_id, key=key)
-
-
 def reschedule_count(dag_run: Any, task_id: str) -> int:
     """How many times the task was rescheduled (rows of the task_reschedule table)."""
     from airflow.models.taskreschedule import TaskReschedule
     from airflow.utils.session import create_session
     from sqlalchemy import func, select
 
-    ti = dag_run.get_task_instance(task_id)
+    ti = dag_run.dag_run.get_task_instance(task_id)
     with create_session() as session:
         if hasattr(TaskReschedule, "ti_id"):  # Airflow 3
             query = select(func.count()).where(TaskReschedule.ti_id == ti.id)
@@ -111,7 +90,7 @@ def dataset_id(dify_emulator: Any) -> str:
 
 
 def run(dag: Any) -> Any:
-    from tests.dag_runner import run_dag
+    from airflow_provider_dify.testing.dag_runner import run_dag
 
     return run_dag(dag)
 
@@ -258,7 +237,7 @@ def test_an_id_that_never_existed_fails_the_task_without_its_retries(
     import uuid
     from datetime import timedelta
 
-    from tests.dag_runner import try_number
+    from airflow_provider_dify.testing.dag_runner import try_number
 
     never = str(uuid.uuid4())
     dag = build_dag(

@@ -100,6 +100,30 @@ async def test_completed_indexing_fires_success_with_results(dify_emulator: Any,
     assert dify_emulator.write_count() == 1  # only the create: the trigger only reads
 
 
+@pytest.mark.dify_emulator(indexing_seconds=0.3)
+async def test_the_fixtures_connection_caps_the_triggers_poll_interval(
+    dify_emulator: Any, dataset_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A DAG's 30 s poll interval becomes the dify_emulator fixture's cap (its connection's poll_interval_max)."""
+    import asyncio
+
+    from airflow_provider_dify.testing.pytest_plugin import TEST_POLL_INTERVAL_MAX
+
+    waits: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def recorded_sleep(seconds: float, *args: Any) -> Any:
+        waits.append(seconds)
+        return await real_sleep(seconds, *args)
+
+    monkeypatch.setattr(asyncio, "sleep", recorded_sleep)
+    doc = create(dataset_id, "guide.txt")
+    trigger = DifyIndexingTrigger(dataset_id, batch=doc["batch"], poll_interval=30, end_time=time.time() + 300)
+    event = await run_trigger(trigger)
+    assert event["status"] == "success", event
+    assert waits and set(waits) == {TEST_POLL_INTERVAL_MAX}
+
+
 async def test_indexing_error_fires_error_naming_document_and_dify_text(dify_emulator: Any, dataset_id: str) -> None:
     dify_emulator.set_indexing_outcome("broken.txt", "error", error="Embedding quota exceeded")
     doc = create(dataset_id, "broken.txt")

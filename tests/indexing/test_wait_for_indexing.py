@@ -49,7 +49,7 @@ def create(hook: DifyHook, dataset_id: str, name: str) -> dict[str, Any]:
     return {"id": answer["document"]["id"], "batch": answer["batch"]}
 
 
-@pytest.mark.dify_emulator(indexing_seconds=20.0)
+@pytest.mark.dify_emulator(indexing_seconds=20.0, poll_interval_max=None)
 def test_waits_until_completed_and_returns_results(dify_emulator: Any, dataset_id: str, hook: DifyHook) -> None:
     doc = create(hook, dataset_id, "a.txt")
     fake = FakeTime(dify_emulator)
@@ -61,6 +61,22 @@ def test_waits_until_completed_and_returns_results(dify_emulator: Any, dataset_i
     assert results[0]["completed_segments"] == results[0]["total_segments"] > 0
     assert len(fake.sleeps) >= 4  # 20 s of indexing seen through 5 s polls
     assert all(seconds == 5 for seconds in fake.sleeps)
+
+
+@pytest.mark.dify_emulator(indexing_seconds=1.0)
+def test_the_fixtures_connection_caps_the_poll_interval(dify_emulator: Any, dataset_id: str, hook: DifyHook) -> None:
+    """The dify_emulator fixture's connection (``poll_interval_max``) makes a DAG's 30 s polls 0.05 s ones."""
+    from airflow_provider_dify.testing.pytest_plugin import TEST_POLL_INTERVAL_MAX
+
+    assert hook.settings.poll_interval_max == TEST_POLL_INTERVAL_MAX
+    doc = create(hook, dataset_id, "a.txt")
+    fake = FakeTime(dify_emulator)
+    results = wait_for_indexing(
+        hook, dataset_id, batch=doc["batch"], poll_interval=30, sleep=fake.sleep, clock=fake.clock
+    )
+    assert results[0]["indexing_status"] == "completed"
+    assert len(fake.sleeps) >= 10  # 1 s of indexing seen through 0.05 s polls
+    assert set(fake.sleeps) == {TEST_POLL_INTERVAL_MAX}
 
 
 def test_indexing_error_raises_naming_the_document(dify_emulator: Any, dataset_id: str, hook: DifyHook) -> None:

@@ -15,7 +15,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow_provider_dify import exceptions
 from airflow_provider_dify.operators.documents import DifyCreateDocumentOperator, DifyDeleteDocumentOperator
 from airflow_provider_dify.operators.retrieval import DifyRetrieveOperator
-from tests.dag_runner import run_dag, task_state, try_number
+from airflow_provider_dify.testing.dag_runner import run_dag, task_state, try_number
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 _numbers = itertools.count()

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_dify.operators.sync import DifySyncChunksOperator, DifySyncDocumentsOperator
-from tests.dag_runner import run_dag, task_state
+from airflow_provider_dify.testing.dag_runner import run_dag, task_state
 from tests.operators.helpers import all_xcom_text, rendered_fields_text
 from tests.unit.helpers import assert_no_key_piece
 

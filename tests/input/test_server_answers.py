@@ -75,6 +75,7 @@ def test_a_sensor_on_an_id_that_never_existed_says_so(world: World) -> None:
 
 
 def test_a_document_deleted_during_the_wait_is_still_called_deleted(world: World) -> None:
+    world.dify.set_indexing_outcome("brief.txt", "stuck")  # waiting until deleted, however fast the indexing
     doc = world.dify.create_document(world.a, "brief.txt", "Short.", wait=False)
     sensor = DifyIndexingSensor(task_id="wait", dataset_id=world.a, document_ids=[doc["id"]], poke_interval=5)
     assert sensor.poke(context()) is False  # seen indexing

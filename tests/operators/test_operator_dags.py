@@ -22,7 +22,7 @@ from airflow_provider_dify.operators.documents import (
 from airflow_provider_dify.operators.metadata import DifyUpdateDocumentMetadataOperator
 from airflow_provider_dify.operators.retrieval import DifyRetrieveOperator
 from airflow_provider_dify.operators.segments import DifyAddSegmentsOperator
-from tests.dag_runner import run_dag, task_state, try_number, xcom_value
+from airflow_provider_dify.testing.dag_runner import run_dag, task_state, try_number, xcom_value
 from tests.operators.helpers import (
     SEGMENTS_ROUTE,
     all_xcom_text,
@@ -177,8 +177,8 @@ def test_console_link(dify_emulator: Any) -> None:
             f"{dify_emulator.base_url}/datasets/{dataset['id']}/documents"
         )
     else:
-        task = run.get_dag().get_task("document") if run.get_dag() else None
-        ti = run.get_task_instance("document")
+        task = run.dag_run.get_dag().get_task("document") if run.dag_run.get_dag() else None
+        ti = run.dag_run.get_task_instance("document")
         assert DifyConsoleLink().get_link(task, ti_key=ti.key) == expected
     assert DifyConsoleLink.name == "Dify"
 

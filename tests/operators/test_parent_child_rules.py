@@ -12,7 +12,7 @@ import pytest
 
 from airflow_provider_dify.operators._base import check_parent_child_rule
 from airflow_provider_dify.operators.documents import DifyCreateDocumentOperator
-from tests.dag_runner import run_dag, task_state
+from airflow_provider_dify.testing.dag_runner import run_dag, task_state
 from tests.operators.helpers import content_writes, dag_id
 
 DATASET_ID = "5e1f0c3a-6b2d-4f8e-9a1c-7d3b2e4f6a80"  # a well-formed id of no knowledge base

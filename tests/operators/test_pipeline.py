@@ -18,7 +18,7 @@ from airflow_provider_dify.exceptions import DifyServerError, DifyValidationErro
 from airflow_provider_dify.operators.documents import DifyCreateDocumentOperator
 from airflow_provider_dify.operators.pipeline import DifyRunPipelineOperator
 from airflow_provider_dify.operators.sync import DifySyncDocumentsOperator
-from tests.dag_runner import run_dag, task_state, try_number, xcom_value
+from airflow_provider_dify.testing.dag_runner import run_dag, task_state, try_number, xcom_value
 from tests.operators.helpers import content_writes, context, dag_id
 
 DATASET_ID = "5e1f0c3a-6b2d-4f8e-9a1c-7d3b2e4f6a80"  # a well-formed id of no knowledge base

@@ -98,7 +98,7 @@ def run_dag_in_process(dataset_id: str, rows: list[dict[str, Any]], dag_id: str,
 
         from airflow_provider_dify.operators.sync import DifySyncChunksOperator
         from airflow_provider_dify.operators.sync._chunk_sync import ChunkSync as Writer
-        from tests.dag_runner import run_dag, task_state, xcom_value
+        from airflow_provider_dify.testing.dag_runner import run_dag, task_state, xcom_value
 
         listing = Writer.list_chunks
         calls = {"n": 0}

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.dag_runner import task_state, xcom_value
+from airflow_provider_dify.testing.dag_runner import task_state, xcom_value
 
 pytestmark = [
     pytest.mark.usefixtures("airflow_db"),
@@ -49,7 +49,7 @@ def run_dag(dag: Any) -> Any:
     """Run ``dag`` once the metadata DB knows it (and its alias), as it does once the scheduler parsed it."""
     from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
 
-    from tests.dag_runner import run_dag as run
+    from airflow_provider_dify.testing.dag_runner import run_dag as run
 
     if not AIRFLOW_V_3_0_PLUS:
         dag.sync_to_db()  # Airflow 3's run_dag writes the DAG to the DB; 2.11's dag.test() does not
@@ -189,7 +189,7 @@ def test_on_airflow_2_a_dag_unknown_to_the_metadata_db_warns_instead_of_failing(
     from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
 
     from airflow_provider_dify.operators.sync import DifySyncChunksOperator
-    from tests.dag_runner import run_dag as run_unregistered
+    from airflow_provider_dify.testing.dag_runner import run_dag as run_unregistered
 
     if AIRFLOW_V_3_0_PLUS:
         pytest.skip("Airflow 3 creates a missing alias")

@@ -13,7 +13,7 @@ import requests
 
 from airflow_provider_dify.operators.sync import DifySyncChunksOperator
 from airflow_provider_dify.operators.sync._chunk_sync import key_of_chunk
-from tests.dag_runner import task_state, try_number, xcom_value
+from airflow_provider_dify.testing.dag_runner import task_state, try_number, xcom_value
 from tests.sync.conftest import WAREHOUSE_CONN_ID, execute_sql
 
 pytestmark = [pytest.mark.usefixtures("airflow_db"), pytest.mark.dify_emulator(indexing_seconds=0.05)]
@@ -57,7 +57,7 @@ def chunks_dag(
 
 
 def run(dag: Any) -> Any:
-    from tests.dag_runner import run_dag
+    from airflow_provider_dify.testing.dag_runner import run_dag
 
     return run_dag(dag)
 

@@ -17,7 +17,7 @@ import pytest
 
 from airflow_provider_dify.operators._content import HASH_FIELD, metadata_values
 from airflow_provider_dify.operators.sync import DifySyncDocumentsOperator
-from tests.dag_runner import task_state, try_number, xcom_value
+from airflow_provider_dify.testing.dag_runner import task_state, try_number, xcom_value
 from tests.sync.conftest import WAREHOUSE_CONN_ID, execute_sql
 
 pytestmark = [pytest.mark.usefixtures("airflow_db"), pytest.mark.dify_emulator(indexing_seconds=0.02)]
@@ -57,7 +57,7 @@ def sync_dag(dataset_id: str, *, task_id: str = "sync", retries: int = 0, **oper
 
 
 def run(dag: Any) -> Any:
-    from tests.dag_runner import run_dag
+    from airflow_provider_dify.testing.dag_runner import run_dag
 
     return run_dag(dag)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.dag_runner import task_state, xcom_value
+from airflow_provider_dify.testing.dag_runner import task_state, xcom_value
 
 pytestmark = [
     pytest.mark.usefixtures("airflow_db"),
@@ -19,7 +19,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
 
 
 def run(dag: Any, **conf: Any) -> Any:
-    from tests.dag_runner import run_dag
+    from airflow_provider_dify.testing.dag_runner import run_dag
 
     return run_dag(dag, run_conf=conf)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.dag_runner import task_state, xcom_value
+from airflow_provider_dify.testing.dag_runner import task_state, xcom_value
 from tests.sync.conftest import execute_sql
 
 pytestmark = [
@@ -24,8 +24,8 @@ KNOWLEDGE_BASE = "test-warehouse-export"
 
 
 def run(logical_date: datetime | None = None) -> Any:
+    from airflow_provider_dify.testing.dag_runner import run_dag
     from example_dags.example_dify_warehouse_export import dag
-    from tests.dag_runner import run_dag
 
     arguments: dict[str, Any] = {"run_conf": {"knowledge_base": KNOWLEDGE_BASE, "smoke_query": "grinder"}}
     if logical_date is not None:

@@ -15,7 +15,7 @@ import pytest
 
 from airflow_provider_dify.operators._content import HASH_FIELD, metadata_values
 from airflow_provider_dify.operators.sync import DifySyncChunksOperator, DifySyncDocumentsOperator
-from tests.dag_runner import task_state, xcom_value
+from airflow_provider_dify.testing.dag_runner import task_state, xcom_value
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
@@ -48,7 +48,7 @@ def _dag(operator_class: type, dataset_id: str, **operator: Any) -> Any:
 
 
 def _run(dag: Any) -> Any:
-    from tests.dag_runner import run_dag
+    from airflow_provider_dify.testing.dag_runner import run_dag
 
     return run_dag(dag)
 

@@ -40,7 +40,7 @@ def test_document_sync(dify_emulator: Any, warehouse: Path) -> None:
 
 def test_a_changed_file_is_updated_through_the_older_route(dify_emulator: Any, tmp_path: Path) -> None:
     """1.13 answers 405 to ``PATCH /documents/{id}``: the update goes to ``POST .../update-by-file`` instead."""
-    from tests.dag_runner import xcom_value
+    from airflow_provider_dify.testing.dag_runner import xcom_value
 
     dataset_id = dify_emulator.create_dataset("file-sync")["id"]
     docs = tmp_path / "docs"

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.dag_runner import task_state, xcom_value
+from airflow_provider_dify.testing.dag_runner import task_state, xcom_value
 from tests.sync.test_overlap import _seed_scope, assert_exact, deleted_ids, rows, run_sync
 
 # Not imported from tests.conftest: a spawned process importing it would make itself a new AIRFLOW_HOME.
@@ -144,7 +144,7 @@ def test_parallel_dag_test_runs_end_exact(
     dataset_id = dify.create_dataset("parallel-dag-test")["id"]
     dags = [_sync_dag(dataset_id, f"overlap_parallel_{index}") for index in range(2)]
     if AIRFLOW_V_3_0_PLUS:
-        from tests.dag_runner import _register_in_bundle
+        from airflow_provider_dify.testing.dag_runner import _register_in_bundle
 
         for dag in dags:
             _register_in_bundle(dag)

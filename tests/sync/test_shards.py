@@ -14,7 +14,7 @@ from airflow.providers.common.compat.sdk import AirflowException
 
 from airflow_provider_dify.operators.shards import check_shard, merge_sync_manifests, owns, shard_of, shards
 from airflow_provider_dify.operators.sync import DifySyncChunksOperator, DifySyncDocumentsOperator
-from tests.dag_runner import task_state, xcom_value
+from airflow_provider_dify.testing.dag_runner import task_state, xcom_value
 
 pytestmark = [pytest.mark.usefixtures("airflow_db"), pytest.mark.dify_emulator(indexing_seconds=0.01)]
 
@@ -74,7 +74,7 @@ def test_every_identity_has_exactly_one_owner() -> None:
 def test_a_mapped_sync_of_four_shards_writes_each_record_once_and_deletes_only_what_is_gone(
     dify_emulator: Any,
 ) -> None:
-    from tests.dag_runner import run_dag
+    from airflow_provider_dify.testing.dag_runner import run_dag
 
     dataset_id = dify_emulator.create_dataset("sharded")["id"]
     dag_run = run_dag(_sharded_dag(dataset_id, _records(40)))
@@ -185,7 +185,7 @@ def _sharded_chunks_dag(dataset_id: str, rows: list[dict[str, Any]], count: int 
 
 def test_a_mapped_chunk_sync_of_four_shards_writes_each_chunk_once(dify_emulator: Any) -> None:
     """Shards own chunk texts (a chunk's identity): each record is one chunk, the header is never touched."""
-    from tests.dag_runner import run_dag
+    from airflow_provider_dify.testing.dag_runner import run_dag
 
     header = "Records of the sharded export, one chunk each."
     dataset_id = dify_emulator.create_dataset("sharded-chunks")["id"]

@@ -220,3 +220,13 @@ def test_bad_extra_fails_before_anything_is_sent(monkeypatch: pytest.MonkeyPatch
     with pytest.raises(ValueError, match="extra 'timeout' must be a number"):
         DifyHook("dify_bad").list_datasets()
     assert requests_mock.call_count == 0
+
+
+def test_poll_interval_max_caps_the_waits_between_polls() -> None:
+    assert _settings().poll_interval_max is None
+    assert _settings().poll_wait(30) == 30  # no cap: the task's interval
+    capped = _settings({"poll_interval_max": "0.05"})
+    assert capped.poll_interval_max == 0.05
+    assert capped.poll_wait(30) == 0.05 and capped.poll_wait(0.05) == 0.05
+    with pytest.raises(ValueError, match=r"'poll_interval_max' must be at least 0\.05"):
+        _settings({"poll_interval_max": 0})  # 0 would poll in a busy loop

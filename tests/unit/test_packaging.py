@@ -25,17 +25,13 @@ SOURCES = ("pyproject.toml", "README.md", "LICENSE", "airflow_provider_dify")
 WARNING_PATTERN = re.compile(r"\w+Warning\b|deprecat", re.IGNORECASE)
 
 
-@pytest.fixture(scope="module")
-def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """The wheel built from a copy of the sources, and everything the build printed."""
-    source = tmp_path_factory.mktemp("source")
-    for name in SOURCES:
-        path = ROOT / name
-        if path.is_dir():
-            shutil.copytree(path, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        else:
-            shutil.copy2(path, source / name)
-    out = tmp_path_factory.mktemp("wheel")
+def build_wheel(source: Path, out: Path) -> Path:
+    """Build the wheel of the sources in ``source`` offline into ``out``; return its path."""
+    wheel, _ = _build(source, out)
+    return wheel
+
+
+def _build(source: Path, out: Path) -> tuple[Path, str]:
     completed = subprocess.run(
         [
             sys.executable,
@@ -59,6 +55,19 @@ def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     assert completed.returncode == 0, output[-4000:]
     (wheel,) = out.glob("airflow_provider_dify-*.whl")
     return wheel, output
+
+
+@pytest.fixture(scope="module")
+def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The wheel built from a copy of the sources, and everything the build printed."""
+    source = tmp_path_factory.mktemp("source")
+    for name in SOURCES:
+        path = ROOT / name
+        if path.is_dir():
+            shutil.copytree(path, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(path, source / name)
+    return _build(source, tmp_path_factory.mktemp("wheel"))
 
 
 def _metadata(wheel: Path) -> tuple[list[str], dict[str, list[str]], str]:

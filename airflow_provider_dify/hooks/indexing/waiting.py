@@ -152,7 +152,7 @@ def wait_for_indexing(
     :param batch: the batch id returned by a create or update call.
     :param document_ids: the documents to wait for (needed to follow documents whose batch answers 404).
     :param timeout: seconds before :class:`DifyIndexingTimeout`.
-    :param poll_interval: seconds between polls.
+    :param poll_interval: seconds between polls (at most the connection's ``poll_interval_max``).
     :param stall_timeout: seconds without any movement before a "stalled" :class:`DifyIndexingError`;
         ``None`` disables stall detection.
     :param sleep: the sleep function (tests replace it).
@@ -165,6 +165,7 @@ def wait_for_indexing(
         dataset_id, batch, document_ids, timeout=timeout, poll_interval=poll_interval, stall_timeout=stall_timeout
     )
     deadline = clock() + timeout
+    interval = hook.settings.poll_wait(poll_interval)  # the connection may cap it (tests against the emulator)
     progress: dict[str, Any] | None = None
     documents: list[DocumentResult] = []
     while True:
@@ -191,4 +192,4 @@ def wait_for_indexing(
         remaining = deadline - clock()
         if remaining <= 0:
             raise indexing_error(timeout_message(timeout, documents), documents, timed_out=True)
-        sleep(min(poll_interval, remaining))
+        sleep(min(interval, remaining))
