@@ -7,6 +7,9 @@ A block is a fenced ```` ```python ```` block, also inside an admonition (indent
     imports it as a DAG file and runs each DAG with ``dag.test()`` against the emulator.
 ``test``
     defines ``test_...`` functions: it is written to a file and run by pytest in a process of its own.
+``project``
+    a file of a page's project, its first line naming the file (``# dags/product_catalog.py``): the page's
+    files are run together, as a user's project (tests/emulator/test_testing_docs.py runs docs/emulator.md's).
 ``embedded``
     only ``--8<-- "path"`` lines (pymdownx.snippets): the page shows a file of the repository, which its own
     tests run (the example DAGs); the site build fails when the file is missing.
@@ -28,6 +31,8 @@ FENCE = re.compile(
     r"^(?P<indent>[ \t]*)```(?P<language>[\w+-]*)[^\n]*\n(?P<body>.*?)^(?P=indent)```[ \t]*$", re.MULTILINE | re.DOTALL
 )
 SNIPPET_LINE = re.compile(r'^\s*--8<--\s+"[^"]+"\s*$')
+#: The first line of a block that is one file of a page's project: ``# dags/product_catalog.py``.
+PROJECT_FILE_LINE = re.compile(r"^# ([\w./-]+\.py)$")
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,7 @@ class CodeBlock:
 
     @property
     def kind(self) -> str:
-        """``dag``, ``test``, ``embedded``, ``snippet`` or ``invalid`` (see the module's docstring)."""
+        """``dag``, ``test``, ``project``, ``embedded``, ``snippet`` or ``invalid`` (see the module's docstring)."""
         lines = [line for line in self.source.splitlines() if line.strip()]
         if lines and all(SNIPPET_LINE.match(line) for line in lines):
             return "embedded"
@@ -61,6 +66,8 @@ class CodeBlock:
             tree = ast.parse(self.source)
         except SyntaxError:
             return "invalid"
+        if lines and PROJECT_FILE_LINE.match(lines[0]):
+            return "project"
         if any(isinstance(node, ast.FunctionDef) and node.name.startswith("test_") for node in tree.body):
             return "test"
         if any(_makes_a_dag(node) for node in ast.walk(tree)):

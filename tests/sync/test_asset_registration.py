@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.dag_runner import run_dag, task_state, xcom_value
+from airflow_provider_dify.testing.dag_runner import run_dag, task_state, xcom_value
 
 pytestmark = [pytest.mark.usefixtures("airflow_db"), pytest.mark.dify_emulator(indexing_seconds=0.002)]
 

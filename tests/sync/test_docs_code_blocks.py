@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.dag_runner import run_dag, task_state
+from airflow_provider_dify.testing.dag_runner import run_dag, task_state
 from tests.doc_blocks import REPO, blocks_of_kind, code_blocks
 
 DAG_BLOCKS = blocks_of_kind("dag")
@@ -26,6 +26,12 @@ TEST_BLOCKS = blocks_of_kind("test")
 def test_the_pages_have_blocks_of_every_kind() -> None:
     assert {block.page for block in DAG_BLOCKS} >= {"README.md", "docs/assets.md"}
     assert {block.page for block in TEST_BLOCKS} >= {"README.md"}
+
+
+def test_every_project_block_is_run_by_its_pages_test() -> None:
+    """A page's project files run together; docs/emulator.md's are run by tests/emulator/test_testing_docs.py."""
+    pages = {block.page for block in blocks_of_kind("project")}
+    assert pages == {"docs/emulator.md"}, f"project blocks on {pages}: give each page a test that runs its project"
 
 
 def test_every_block_is_valid_python() -> None:
