@@ -172,6 +172,12 @@ def check_json_body(body: Any, operation: str) -> None:
     )
 
 
+def form_json(data: Any, operation: str) -> str:
+    """The JSON text of a multipart ``data`` field, checked as a JSON body is (:func:`check_json_body`)."""
+    check_json_body(data, operation)
+    return json.dumps(data, allow_nan=False)
+
+
 @dataclass(frozen=True)
 class ApiRequest:
     """
@@ -460,7 +466,7 @@ def create_document_by_file(
         "create_document_by_file",
         "POST",
         f"{base}/document/create-by-file",
-        form_fields={"data": json.dumps(data)},
+        form_fields={"data": form_json(data, "create_document_by_file")},
         upload=upload,
         rate_limited=True,
         idempotent=duplicate,
@@ -527,7 +533,7 @@ def update_document_by_file(
         "update_document_by_file",
         "PATCH",
         base,
-        form_fields={"data": json.dumps(data)},
+        form_fields={"data": form_json(data, "update_document_by_file")},
         upload=upload,
         rate_limited=True,
         alias=("POST", f"{base}/update-by-file"),

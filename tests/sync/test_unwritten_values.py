@@ -129,3 +129,16 @@ def test_an_unencodable_body_is_an_argument_error_and_is_not_sent(dify_emulator:
     with pytest.raises(DifyArgumentError, match=r"retrieval_model\.top_k: JSON cannot hold the Decimal value"):
         hook.update_dataset(dataset_id, retrieval_model={**model, "score_threshold": 0.5})
     assert dify_emulator.count() == 0  # refused before sending: not sent, not retried
+
+
+def test_an_unencodable_multipart_data_field_is_refused_too(dify_emulator: Any, dataset_id: str, tmp_path: Any) -> None:
+    from airflow_provider_dify.exceptions import DifyArgumentError
+    from airflow_provider_dify.hooks.dify import DifyHook
+
+    path = tmp_path / "notes.txt"
+    path.write_text("Notes.")
+    dify_emulator.reset_counters()
+    rule = {"mode": "custom", "rules": {"segmentation": {"separator": "\n", "max_tokens": float("nan")}}}
+    with pytest.raises(DifyArgumentError, match=r"^create_document_by_file body\.process_rule\.rules\.segmentation"):
+        DifyHook().create_document_by_file(dataset_id, path, process_rule=rule)
+    assert dify_emulator.count() == 0
