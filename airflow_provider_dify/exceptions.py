@@ -243,3 +243,14 @@ class DifyArgumentError(DifyError, AirflowFailException, ValueError):
 
     def _describe(self) -> str:
         return self.message
+
+
+class DifyUploadRefusedError(DifyArgumentError, DifyFileRejectedError):
+    """
+    A file the provider refuses before sending it (empty, over the connection's ``upload_max_mb``, of an
+    extension outside ``upload_extensions``): both a :class:`DifyFileRejectedError`, as when Dify refuses it,
+    and a :class:`DifyArgumentError` naming the argument.
+
+    :param message: what is wrong and how to fix it; starts with the argument's name.
+    :param argument: the argument that gave the file.
+    """

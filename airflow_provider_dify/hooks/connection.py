@@ -69,6 +69,11 @@ def normalize_base_url(host: str, *, schema: str | None = None, port: int | None
     parts = urlsplit(host)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"host: {host!r} is not an http(s) URL of a Dify API.")
+    if "@" in parts.netloc:  # the message must not repeat what came before the @: it may be a password
+        raise ValueError(
+            f"host: the URL holds a user name or password before its host ({parts.scheme}://...@{parts.hostname});"
+            " remove them: the Dify API key belongs in the connection's password field."
+        )
     netloc = parts.netloc
     if port and parts.port is None:
         netloc = f"{netloc}:{port}"

@@ -367,7 +367,9 @@ class DifyHook(BaseHook):
             response.status_code,
             (time.monotonic() - started) * 1000,
         )
-        return read_response(request, response.status_code, response.headers, response.content)
+        return read_response(
+            request, response.status_code, response.headers, response.content, base_url=settings.base_url
+        )
 
     def _log_retry(self, state: Any) -> None:
         error = state.outcome.exception() if state.outcome else None

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import ssl
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseHook
@@ -136,12 +137,17 @@ class DifyAsyncHook(BaseHook):
         except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, ValueError, UnicodeError) as error:
             # Anything else httpx raises is refused before sending; its text may quote a header.
             raise connection_error(request, error, maybe_delivered=False, secret=key) from None
+        base_url = self._settings.base_url if self._settings is not None else None
         if len(response.content) > LARGE_BODY_BYTES:
             # Decoding megabytes of JSON (a batch of thousands of documents) takes milliseconds: not on the loop.
             return await asyncio.to_thread(
-                read_response, request, response.status_code, response.headers, response.content
+                partial(read_response, base_url=base_url),
+                request,
+                response.status_code,
+                response.headers,
+                response.content,
             )
-        return read_response(request, response.status_code, response.headers, response.content)
+        return read_response(request, response.status_code, response.headers, response.content, base_url=base_url)
 
     def _log_retry(self, state: Any) -> None:
         error = state.outcome.exception() if state.outcome else None

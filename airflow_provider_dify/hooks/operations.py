@@ -15,6 +15,7 @@ digit string of a batch), so nothing a caller passes can change which route is c
 from __future__ import annotations
 
 import json
+import math
 import mimetypes
 import os
 import uuid
@@ -25,6 +26,7 @@ from typing import Any, Literal
 
 from airflow_provider_dify.hooks.validation import (
     check_batch,
+    check_document_name,
     check_id,
     check_metadata_name,
     check_metadata_value,
@@ -79,6 +81,7 @@ class FileUpload:
             refuse("file", f"the file name {name!r} must not contain '/' or '\\'.")
         if any(ord(char) < 32 or ord(char) == 127 for char in name):
             refuse("file", f"the file name {name!r} must not contain control characters (line breaks, tabs).")
+        check_document_name(name, "file")
         if not os.access(local, os.R_OK):
             refuse("file", f"{str(local)!r} is not readable by this process; check its permissions.")
         content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
@@ -128,6 +131,53 @@ class MultipartBody:
         yield self._tail
 
 
+def _unencodable(value: Any, where: str) -> tuple[str, Any] | None:
+    """The first place in a JSON body holding a value JSON cannot hold (NaN, infinity, an object), or ``None``."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (where, value)
+    if value is None or isinstance(value, (str, int, bool)):
+        return None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return (f"{where} (key {key!r})", key)
+            found = _unencodable(item, f"{where}.{key}" if where else key)
+            if found:
+                return found
+        return None
+    if isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            found = _unencodable(item, f"{where}[{index}]")
+            if found:
+                return found
+        return None
+    return (where, value)
+
+
+def check_json_body(body: Any, operation: str) -> None:
+    """
+    Refuse a request body that JSON cannot encode (NaN, infinity, bytes, a ``Decimal``...) when the request is
+    described, so that no transport sends it half-encoded or retries it as a network error.
+
+    :raises DifyArgumentError: naming the operation, the place in the body and the value's type.
+    """
+    found = _unencodable(body, "")
+    if found is None:
+        return
+    where, value = found
+    refuse(
+        f"{operation} body.{where}" if where else f"{operation} body",
+        f"JSON cannot hold the {type(value).__name__} value {value!r}; pass a finite number, a string or None"
+        " (nothing was sent).",
+    )
+
+
+def form_json(data: Any, operation: str) -> str:
+    """The JSON text of a multipart ``data`` field, checked as a JSON body is (:func:`check_json_body`)."""
+    check_json_body(data, operation)
+    return json.dumps(data, allow_nan=False)
+
+
 @dataclass(frozen=True)
 class ApiRequest:
     """
@@ -164,6 +214,10 @@ class ApiRequest:
     expect_json: bool = True
     missing_is_success_on_retry: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.json_body is not None:
+            check_json_body(self.json_body, self.operation)
 
     @property
     def is_multipart(self) -> bool:
@@ -354,7 +408,7 @@ def create_document_by_text(
 
     Idempotent by Dify's same-name upsert: repeating it updates the same document instead of adding one.
     """
-    _require(name, "name")
+    check_document_name(_require(name, "name"))
     _text(text, "text")
     body = _body(
         name=name,
@@ -412,7 +466,7 @@ def create_document_by_file(
         "create_document_by_file",
         "POST",
         f"{base}/document/create-by-file",
-        form_fields={"data": json.dumps(data)},
+        form_fields={"data": form_json(data, "create_document_by_file")},
         upload=upload,
         rate_limited=True,
         idempotent=duplicate,
@@ -435,7 +489,7 @@ def update_document_by_text(
     if text is not None and not name:
         refuse("name", "Dify requires the document name together with text; pass name=...")
     if name is not None:
-        _require(name, "name")
+        check_document_name(_require(name, "name"))
     if text is not None:
         _text(text, "text")
     body = _body(
@@ -479,7 +533,7 @@ def update_document_by_file(
         "update_document_by_file",
         "PATCH",
         base,
-        form_fields={"data": json.dumps(data)},
+        form_fields={"data": form_json(data, "update_document_by_file")},
         upload=upload,
         rate_limited=True,
         alias=("POST", f"{base}/update-by-file"),

@@ -61,7 +61,9 @@ def decode_body(body: bytes) -> Any:
     return json.loads(body)
 
 
-def read_response(request: ApiRequest, status: int, headers: Mapping[str, str], body: bytes) -> Any:
+def read_response(
+    request: ApiRequest, status: int, headers: Mapping[str, str], body: bytes, *, base_url: str | None = None
+) -> Any:
     """
     Return the decoded body of a successful response, or raise the exception that maps the error.
 
@@ -69,6 +71,7 @@ def read_response(request: ApiRequest, status: int, headers: Mapping[str, str], 
     :param status: HTTP status code.
     :param headers: response headers (case-insensitive mapping).
     :param body: the raw body.
+    :param base_url: the API base URL the request went to (named when the server has no such route).
     """
     if 200 <= status < 300:
         if not request.expect_json:
@@ -88,11 +91,28 @@ def read_response(request: ApiRequest, status: int, headers: Mapping[str, str], 
             # Old servers answered deletes and tag bindings with HTTP 200 and a bare "204": no content.
             return None
         return payload
-    raise error_from_response(request, status, headers, body)
+    raise error_from_response(request, status, headers, body, base_url=base_url)
 
 
-def error_from_response(request: ApiRequest, status: int, headers: Mapping[str, str], body: bytes) -> DifyError:
-    """Map an error response to the matching :class:`DifyError` subclass (does not raise it)."""
+def _wrong_host(base_url: str | None) -> str:
+    """The likeliest cause of an HTML 404 on every route: the connection's host, named with its path."""
+    if not base_url:
+        return ""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base_url)
+    twice = " (it holds /v1 twice)" if "/v1/v1" in parts.path else ""
+    return (
+        f"; check the connection's host: requests go to {parts.hostname}, path {parts.path or '/'}{twice}, which"
+        " must be Dify's API base URL (https://api.dify.ai/v1 or http://<your-dify-host>/v1)"
+    )
+
+
+def error_from_response(
+    request: ApiRequest, status: int, headers: Mapping[str, str], body: bytes, *, base_url: str | None = None
+) -> DifyError:
+    """Map an error response to the matching :class:`DifyError` subclass (does not raise it); ``base_url``: the
+    API base URL the request went to."""
     where = {"status": status, "method": request.method, "path": request.path}
     try:
         payload = decode_body(body)
@@ -106,8 +126,9 @@ def error_from_response(request: ApiRequest, status: int, headers: Mapping[str, 
         text = _snippet(body)
         if status == 404 or status == 405:
             return DifyUnsupportedEndpointError(
-                f"the server has no route {request.method} {request.path} (it answered a non-JSON {status});"
-                " the Dify server may be older than this API call, or an id in the path is not a UUID",
+                f"the server has no route {request.method} {(base_url or '') + request.path} (it answered a"
+                f" non-JSON {status}){_wrong_host(base_url)}; the Dify server may also be older than this API call,"
+                " or an id in the path is not a UUID",
                 body=text,
                 **where,
             )

@@ -53,6 +53,13 @@ def refuse(argument: str, message: str) -> NoReturn:
     raise DifyArgumentError(f"{argument}: {message}", argument=argument)
 
 
+def refuse_upload(argument: str, message: str) -> NoReturn:
+    """Raise :class:`~airflow_provider_dify.exceptions.DifyUploadRefusedError` for a file not sent (``argument``)."""
+    from airflow_provider_dify.exceptions import DifyUploadRefusedError
+
+    raise DifyUploadRefusedError(f"{argument}: {message}", argument=argument)
+
+
 def _shown(value: Any, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + "..."
@@ -92,8 +99,14 @@ def check_node_id(value: Any, argument: str = "node_id") -> str:
     )
 
 
+#: Line breaks beyond ASCII's (NEL, LINE SEPARATOR, PARAGRAPH SEPARATOR): ``str.splitlines`` and browsers break
+#: lines there, so they are refused in one-line values (names, keys) as ``\n`` is.
+UNICODE_LINE_BREAKS = frozenset("\x85\u2028\u2029")
+
+
 def check_no_control(value: str, argument: str, *, text: bool = False) -> str:
-    """``value`` without NUL or control characters (a ``text`` may hold tabs and line breaks)."""
+    """``value`` without NUL or control characters (a ``text`` may hold tabs and line breaks) and without lone
+    surrogates (which no UTF-8 request can carry); a one-line value without Unicode line breaks either."""
     for position, char in enumerate(value):
         code = ord(char)
         if (code < 32 or code == 127) and not (text and char in _TEXT_WHITESPACE):
@@ -103,7 +116,35 @@ def check_no_control(value: str, argument: str, *, text: bool = False) -> str:
                 f"holds the control character {char!r} at position {position} ({what} control characters are"
                 " not); remove it from the value.",
             )
+        if not text and char in UNICODE_LINE_BREAKS:
+            refuse(
+                argument,
+                f"holds the line break {char!r} (U+{code:04X}) at position {position}; a one-line value cannot hold"
+                " line breaks; remove it from the value.",
+            )
+        if 0xD800 <= code <= 0xDFFF:
+            refuse(
+                argument,
+                f"holds a lone surrogate {char!r} at position {position}, which is not a character (text decoded"
+                " with errors='surrogateescape'?); decode the source as UTF-8 or remove it.",
+            )
     return value
+
+
+#: Dify truncates document names longer than this.
+MAX_DOCUMENT_NAME_LENGTH = 200
+
+
+def check_document_name(name: str, argument: str = "name") -> str:
+    """A document name Dify keeps as given: one line, at most :data:`MAX_DOCUMENT_NAME_LENGTH` characters."""
+    if len(name) > MAX_DOCUMENT_NAME_LENGTH:
+        refuse(
+            argument,
+            f"the document name {name[:60]!r}... has {len(name)} characters; Dify keeps at most"
+            f" {MAX_DOCUMENT_NAME_LENGTH} and silently cuts the rest, so the name would not find the document again;"
+            " shorten it.",
+        )
+    return check_no_control(name, argument)
 
 
 def check_metadata_name(name: Any, argument: str) -> str:
@@ -121,13 +162,30 @@ def check_metadata_name(name: Any, argument: str) -> str:
     return check_no_control(name, argument)
 
 
+def non_finite(value: Any) -> bool:
+    """Whether ``value`` is a NaN or an infinity (a float or a ``Decimal``), which JSON and Dify cannot hold."""
+    import decimal
+    import math
+
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    return isinstance(value, decimal.Decimal) and not value.is_finite()
+
+
 def check_metadata_value(value: Any, argument: str) -> Any:
-    """A metadata value Dify stores: a string, a number or ``None`` (a dict or list would be turned into text)."""
+    """A metadata value Dify stores: a string, a finite number or ``None`` (a dict or list would be turned into
+    text; NaN and infinity cannot be sent)."""
     if isinstance(value, (dict, list, tuple, set, frozenset, bytes)):
         refuse(
             argument,
             f"metadata values are strings, numbers or None, got {type(value).__name__} {_shown(value)}; pick one"
             " value, or join the items into a string yourself.",
+        )
+    if non_finite(value):
+        refuse(
+            argument,
+            f"metadata values are strings, finite numbers or None, got {type(value).__name__} {value!r}, which JSON"
+            " and Dify cannot hold; pass None (or a number) instead.",
         )
     if isinstance(value, str):
         check_no_control(value, argument)
@@ -176,7 +234,8 @@ def check_upload(
     argument: str = "file",
 ) -> None:
     """
-    Refuse a file that the server would refuse: over ``max_mb`` or of an extension not in ``extensions``.
+    Refuse (:class:`~airflow_provider_dify.exceptions.DifyUploadRefusedError`) a file that the server would
+    refuse or index as nothing: empty, over ``max_mb``, or of an extension not in ``extensions``.
 
     The connection's extras ``upload_max_mb`` and ``upload_extensions`` state the server's limits (default:
     Dify's, 15 MB and the default ETL's extensions).
@@ -184,7 +243,7 @@ def check_upload(
     allowed = tuple(extension.lower().lstrip(".") for extension in extensions)
     extension = upload_extension(filename)
     if extension not in allowed:
-        refuse(
+        refuse_upload(
             argument,
             f"{filename!r} has the extension {extension or '(none)'!r}, which the Dify server does not accept"
             f" (it accepts {', '.join(allowed)}); convert the file, or set the connection extra"
@@ -192,8 +251,14 @@ def check_upload(
         )
     if size is None:
         size = os.path.getsize(path)
+    if size == 0:
+        refuse_upload(
+            argument,
+            f"{filename!r} is empty (0 bytes): it holds no text to index, as text='' would not; pass a file with"
+            " content.",
+        )
     if size > max_mb * 1024 * 1024:
-        refuse(
+        refuse_upload(
             argument,
             f"{filename!r} has {size / 1024 / 1024:.1f} MB, over the server's upload limit of {max_mb:g} MB; split the"
             " file, or set the connection extra 'upload_max_mb' to your server's UPLOAD_FILE_SIZE_LIMIT.",

@@ -66,7 +66,12 @@ def check_record(renderer: Any, record: Mapping[str, Any], index: int) -> None:
 
     :raises DifyArgumentError: naming ``records[index].<column>``.
     """
-    from airflow_provider_dify.hooks.validation import check_key_value, check_metadata_value, check_no_control
+    from airflow_provider_dify.hooks.validation import (
+        check_key_value,
+        check_metadata_value,
+        check_no_control,
+        non_finite,
+    )
 
     key_field = renderer.key_field
     if key_field is not None and key_field in record:
@@ -74,7 +79,7 @@ def check_record(renderer: Any, record: Mapping[str, Any], index: int) -> None:
         if isinstance(value, str):
             check_no_control(value.strip(), f"records[{index}].{key_field}")
     for column in renderer.metadata_columns:
-        if column in record:
+        if column in record and not non_finite(record[column]):  # a NaN fails its record (see RecordRenderer)
             check_metadata_value(record[column], f"records[{index}].{column}")
 
 

@@ -52,6 +52,41 @@ MAX_VERIFY_PASSES = 3
 _KEY_LINE = re.compile(r"(?:\A|\n)\[key: (?P<key>[^\n]*)\]\s*\Z")
 
 
+#: The metadata field that marks a document as a chunk sync's holder, and the value the sync writes in it.
+HOLDER_FIELD = "airflow_chunk_holder"
+HOLDER_MARK = "DifySyncChunksOperator"
+
+
+def upload_file_of(document: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The ``upload_file`` a document was made from (list and detail responses place it differently), or ``{}``."""
+    for place in ("data_source_detail_dict", "data_source_info"):
+        source = document.get(place)
+        if isinstance(source, Mapping) and isinstance(source.get("upload_file"), Mapping):
+            return source["upload_file"]
+    return {}
+
+
+def is_sync_holder(document: Mapping[str, Any], name: str, header: str = "") -> bool:
+    """
+    Whether a document is a chunk sync's holder: it carries :data:`HOLDER_FIELD`, or it is a holder made by an
+    earlier version of the provider, which wrote no mark: made through the API from a text (an upload file of
+    extension ``txt``) holding what those versions wrote, nothing, the header or the document's name (the
+    oldest versions' default header), told by the text's size in bytes.
+    """
+    from airflow_provider_dify.operators._content import metadata_values
+
+    if metadata_values(document).get(HOLDER_FIELD) not in (None, ""):
+        return True
+    source = upload_file_of(document)
+    sizes = {0, len(header.encode()), len(name.encode())}
+    return (
+        document.get("created_from") == "api"
+        and source.get("extension") == "txt"
+        and isinstance(source.get("size"), int)
+        and source["size"] in sizes
+    )
+
+
 def chunk_content(record: RenderedRecord) -> str:
     """The content of a record's chunk: exactly its rendered text (stripped, as Dify stores it)."""
     return chunk_key(record.text or "")
@@ -201,6 +236,7 @@ class ChunkPlan:
     :param kept: chunks left alone that no record wants (the document's header, all of them without
         ``delete_missing``, or while some records failed to render).
     :param duplicates: records whose text is identical to another record's (one chunk stands for both).
+    :param listed: the chunks of the document the plan was made from (each once).
     """
 
     add: list[WantedChunk] = field(default_factory=list)
@@ -210,6 +246,7 @@ class ChunkPlan:
     copies: int = 0
     kept: int = 0
     duplicates: int = 0
+    listed: int = 0
 
     @property
     def writes(self) -> int:
@@ -313,6 +350,7 @@ def plan_chunks(
             legacy.append((chunk, text_of_legacy_chunk(content), key))
         else:
             unclaimed(chunk, None)
+    plan.listed = len(seen)
     del seen
     deletes.sort(key=survivor_order)
     plan.delete = deletes

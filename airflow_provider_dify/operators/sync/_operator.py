@@ -39,6 +39,35 @@ PERMANENT_OPERATIONS = frozenset({"render", "plan"})
 FAILED_MANIFEST_XCOM_KEY = "manifest"
 #: Failures listed in the task's error message (all of them are in the manifest).
 _FAILURES_SHOWN = 5
+#: The default delete guard: a run may delete at most half of its scope (see :func:`delete_limit`). A source
+#: that returns only part of the records (a query filtered to the data interval, a broken join) deletes most of
+#: the scope, while a full export rarely loses half of its records from one run to the next.
+DEFAULT_MAX_DELETES = 0.5
+#: The manifest key that says why a run deleted nothing although ``delete_missing`` was given.
+DELETES_WITHHELD = "deletes_withheld"
+
+
+def check_max_deletes(value: Any) -> int | float | None:
+    """``max_deletes`` checked: ``None``, a whole number >= 0 (a count) or a fraction above 0 and at most 1."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, float) and 0 < value <= 1:
+        return value
+    raise ValueError(
+        f"max_deletes: pass a count of deletes (a whole number >= 0), a fraction of the scope (a float above 0"
+        f" and at most 1.0, e.g. 0.5) or None (no limit), got {value!r}."
+    )
+
+
+def delete_limit(max_deletes: int | float | None, scope_size: int) -> int | None:
+    """How many deletes ``max_deletes`` allows in a scope of ``scope_size`` (a fraction allows at least one)."""
+    if max_deletes is None:
+        return None
+    if isinstance(max_deletes, float):
+        return max(1, int(max_deletes * scope_size))
+    return max_deletes
 
 
 def positive_int(value: Any, name: str, maximum: int | None = None) -> int:
@@ -73,6 +102,9 @@ class RecordSyncOperator(KnowledgeBaseLineageMixin, DifyIndexingWaitOperator):
     :param doc_form: used while the knowledge base has none; must match its form otherwise.
     :param allow_empty_source: let a source with no records delete every document or chunk of the scope
         (otherwise refused, so a broken query does not empty the knowledge base).
+    :param max_deletes: the delete guard: a run whose plan deletes more than this of its scope fails before
+        its first write; a whole number is a count, a float a fraction of the scope (default ``0.5``: half of
+        it, and at least one), ``None`` no limit. Surplus copies of a wanted document or chunk do not count.
     :param shard: ``(index, count)``: sync only the records (and own only the documents or chunks) whose
         identity hashes to this shard, to split one sync over ``.expand(shard=shards(count))``
         (:mod:`airflow_provider_dify.operators.shards`).
@@ -118,6 +150,7 @@ class RecordSyncOperator(KnowledgeBaseLineageMixin, DifyIndexingWaitOperator):
         process_rule: Mapping[str, Any] | None = None,
         doc_form: str | None = None,
         allow_empty_source: bool = False,
+        max_deletes: int | float | None = DEFAULT_MAX_DELETES,
         shard: Sequence[int] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -148,6 +181,7 @@ class RecordSyncOperator(KnowledgeBaseLineageMixin, DifyIndexingWaitOperator):
         self.process_rule = dict(process_rule) if process_rule else None
         self.doc_form = doc_form
         self.allow_empty_source = bool(allow_empty_source)
+        self.max_deletes = check_max_deletes(max_deletes)
 
     # -- shared steps ----------------------------------------------------------------------------------------
 
@@ -248,6 +282,43 @@ class RecordSyncOperator(KnowledgeBaseLineageMixin, DifyIndexingWaitOperator):
                 f"The source returned no records, so the sync would delete all {deletes} {what} of its scope;"
                 " refusing. Pass allow_empty_source=True if an empty source is expected."
             )
+
+    def _withhold_deletes(self, failures: Sequence[Mapping[str, Any]], identity: str, what: str) -> str | None:
+        """
+        Why this run deletes nothing (``None``: it may delete): with ``delete_missing``, a record that failed
+        before its ``identity`` was known (a NULL key, a raising template) might be any document or chunk of the
+        scope, so no delete of the run is made; the manifest says so under ``deletes_withheld``.
+        """
+        unknown = sum(1 for failure in failures if not failure.get(identity))
+        if not self.delete_missing or not unknown:
+            return None
+        reason = (
+            f"{unknown} record(s) failed before their {'name' if identity == 'name' else 'text'} was known (see"
+            f" 'failed'), so any {what} of the scope might be theirs: no {what} was deleted; fix those records and"
+            " the next run deletes what no record wants"
+        )
+        self.log.warning("Deletes withheld: %s", reason)
+        return reason
+
+    def _refuse_mass_delete(self, rendered: int, deletes: int, scope_size: int, what: str) -> None:
+        """
+        The delete guard: fail, before the first write, a plan deleting more of the scope than ``max_deletes``.
+
+        ``deletes`` counts what no record wants (not surplus copies); an empty source that
+        ``allow_empty_source`` lets through is not refused a second time.
+        """
+        limit = delete_limit(self.max_deletes, scope_size)
+        if limit is None or deletes <= limit or (rendered == 0 and self.allow_empty_source):
+            return
+        share = f"{100 * deletes / scope_size:.0f}%" if scope_size else "all"
+        raise AirflowFailException(
+            f"max_deletes: the sync would delete {deletes} of the {scope_size} {what} of its scope ({share}), more"
+            f" than max_deletes={self.max_deletes!r} allows ({limit}); refusing before any write (nothing was"
+            f" written, so a rerun is safe). The source returned {rendered} record(s): a query filtered to a part of"
+            " the records (a data interval, a WHERE clause) or a broken query with delete_missing=True deletes"
+            " everything else. Fix the source, pass delete_missing=False for a partial source, or, if these deletes"
+            " are expected, pass a higher max_deletes (a count, or a fraction of the scope) or max_deletes=None."
+        )
 
     def _fail_if_dataset_gone(self, dataset: Mapping[str, Any]) -> None:
         """Fail with :class:`~airflow_provider_dify.exceptions.DifyDatasetNotFoundError` when the knowledge base

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_dify.hooks.validation import check_metadata_name
+from airflow_provider_dify.hooks.validation import MAX_DOCUMENT_NAME_LENGTH, check_metadata_name, non_finite
 from airflow_provider_dify.operators._content import HASH_FIELD, file_hash, text_hash
 from airflow_provider_dify.operators._input import check_not_all_blank, check_record, check_rendered
 
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 #: Rows fetched from a SQL cursor at a time.
 SQL_FETCH_SIZE = 1000
 #: Dify truncates document names longer than this.
-MAX_NAME_LENGTH = 200
+MAX_NAME_LENGTH = MAX_DOCUMENT_NAME_LENGTH
 #: Columns of the records made from files (see :func:`storage_records`).
 FILE_COLUMNS = ("path", "name", "suffix", "size", "uri")
 
@@ -259,11 +259,34 @@ def _undefined_error() -> type[Exception]:
     return jinja2.UndefinedError
 
 
+class UnwrittenValueError(ValueError):
+    """A template or callable gave a value nobody wrote as text (``None``, bytes, NaN, infinity)."""
+
+
+def written_value(value: Any) -> Any:
+    """
+    ``value`` when it stands for text somebody wrote; :class:`UnwrittenValueError` naming its type otherwise:
+    ``None`` would be stored as ``None``, bytes as ``b'...'``, NaN as ``nan``. Jinja templates call it on every
+    value they print.
+    """
+    from airflow_provider_dify.hooks.validation import non_finite
+
+    if value is None:
+        raise UnwrittenValueError("rendered None (a NULL column?); write {{ column or '' }} to leave it out")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raise UnwrittenValueError(
+            f"rendered the {type(value).__name__} value {bytes(value)[:40]!r}, not text; decode it in the source"
+        )
+    if non_finite(value):
+        raise UnwrittenValueError(f"rendered the {type(value).__name__} value {value!r}, which is not a number")
+    return value
+
+
 def _template_environment() -> Any:
     import jinja2.sandbox
 
     return jinja2.sandbox.SandboxedEnvironment(
-        undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False
+        undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False, finalize=written_value
     )
 
 
@@ -300,7 +323,7 @@ def default_text(record: Mapping[str, Any], skip: Iterable[str] = ()) -> str:
     for column, value in record.items():
         if column in skipped or column.startswith("_") or value is None or value == "":
             continue
-        lines.append(f"{column}: {value}")
+        lines.append(f"{column}: {written_value(value)}")
     return "\n".join(lines)
 
 
@@ -315,6 +338,13 @@ def metadata_value(value: Any) -> Any:
     if isinstance(value, (datetime.date, datetime.datetime, datetime.time)):
         return value.isoformat()
     return str(value)
+
+
+def _template_failure(argument: str, error: Exception) -> str:
+    """A template's error for the manifest, naming the argument (and the value's type for a value nobody wrote)."""
+    if isinstance(error, UnwrittenValueError):
+        return f"{argument} {error}"
+    return f"{argument} failed: {type(error).__name__}: {error}"
 
 
 class RecordError(ValueError):
@@ -421,7 +451,12 @@ class RecordRenderer:
         visible = {column: value for column, value in record.items() if not column.startswith("_")}
         name = ""
         if self.names:
-            name = self._render_name(visible, key, file)
+            try:
+                name = self._render_name(visible, key, file)
+            except _undefined_error() as error:  # a column the records do not have: the template is wrong
+                raise ValueError(f"name_template: {error}; the records' columns are {', '.join(visible)}.") from None
+            except Exception as error:  # the name is not known: the record fails, and protects the whole scope
+                raise RecordError(_template_failure("name_template", error), key=key) from None
             if not name:
                 raise RecordError("the document name rendered empty", key=key)
             if len(name) > MAX_NAME_LENGTH:
@@ -439,16 +474,30 @@ class RecordRenderer:
                 columns = ", ".join(visible)
                 raise ValueError(f"text_template: {error}; the records' columns are {columns}.") from None
             except Exception as error:  # a template error names the record it failed on
-                raise RecordError(
-                    f"text_template failed: {type(error).__name__}: {error}", key=key, name=name
-                ) from None
+                raise RecordError(_template_failure("text_template", error), key=key, name=name) from None
             if not text.strip():
                 raise RecordError("the text rendered empty", key=key, name=name, blank=True)
         metadata = {}
         for column, metadata_name in self._metadata.items():
             if column not in visible:
                 raise ValueError(f"metadata_fields: the records have no column {column!r}.")
+            if non_finite(visible[column]):
+                value = visible[column]
+                raise RecordError(
+                    f"metadata column {column!r} holds the {type(value).__name__} value {value!r}, which JSON and"
+                    " Dify cannot hold (pass NULL instead)",
+                    key=key,
+                    name=name,
+                )
             metadata[metadata_name] = metadata_value(visible[column])
+        try:
+            answer = self._render_answer(visible, key)
+        except RecordError:
+            raise
+        except _undefined_error() as error:
+            raise ValueError(f"answer_template: {error}; the records' columns are {', '.join(visible)}.") from None
+        except Exception as error:  # as for the text: the record fails, the others are synced
+            raise RecordError(_template_failure("answer_template", error), key=key, name=name) from None
         return RenderedRecord(
             key=key,
             name=name,
@@ -456,12 +505,12 @@ class RecordRenderer:
             file=upload,
             metadata=metadata or NO_METADATA,
             keywords=self._keywords(visible, key),
-            answer=self._render_answer(visible, key),
+            answer=answer,
         )
 
     def _render_name(self, record: dict[str, Any], key: str | None, file: StorageFile | None) -> str:
         if self._name is not None:
-            return self.name_prefix + str(self._name({**record, "key": key})).strip()
+            return self.name_prefix + str(written_value(self._name({**record, "key": key}))).strip()
         if file is not None:
             return self.name_prefix + file.relative_path.replace("/", "__")
         if key is None:
@@ -470,7 +519,7 @@ class RecordRenderer:
 
     def _render_text(self, record: dict[str, Any]) -> str:
         if self._text is not None:
-            return str(self._text(record))
+            return str(written_value(self._text(record)))
         if "content" in record and isinstance(record["content"], str) and "uri" in record:
             return record["content"]  # a file read as text
         return default_text(record, skip=[self.key_field] if self.key_field else [])
@@ -478,7 +527,7 @@ class RecordRenderer:
     def _render_answer(self, record: dict[str, Any], key: str | None) -> str | None:
         if self._answer is None:
             return None
-        answer = str(self._answer(record))
+        answer = str(written_value(self._answer(record)))
         if not answer.strip():
             raise RecordError("answer_template rendered empty", key=key)
         return answer

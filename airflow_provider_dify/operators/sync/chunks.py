@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
 from airflow_provider_dify.operators._base import (
     bad_arguments_fail_the_task,
     check_string,
 )
-from airflow_provider_dify.operators.sync._operator import RecordSyncOperator, positive_int
+from airflow_provider_dify.operators.sync._chunk_sync import HOLDER_FIELD, HOLDER_MARK, upload_file_of
+from airflow_provider_dify.operators.sync._operator import DELETES_WITHHELD, RecordSyncOperator, positive_int
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -58,12 +59,16 @@ class DifySyncChunksOperator(RecordSyncOperator):
     :param delete_missing: delete chunks that no record wants (default ``True``: the document is the sync's).
     :param repair_passes: times the chunks are read again and reconciled within the task after an add whose
         outcome is unknown (a 5xx or a lost answer: the hook never repeats an add, it could duplicate chunks).
+    :param take_over_document: let the sync take a document of ``document_name`` that it did not make (an
+        uploaded file, a hand-made document) as its holder: it then carries the holder mark, and its chunks no
+        record wants are deleted with ``delete_missing`` (within ``max_deletes``). Without it such a document is
+        refused before any write.
 
     The other parameters are those of the record source, rendering and waiting: ``dataset_id``,
     ``dataset_name``, ``records``, ``sql``, ``sql_conn_id``, ``parameters``, ``path`` (each file's text is a
     chunk), ``path_glob``, ``key_field``, ``text_template``, ``max_workers``, ``indexing_technique``,
-    ``process_rule``, ``doc_form``, ``allow_empty_source``, ``dify_conn_id``, ``deferrable`` (wait for a new
-    document in the triggerer), ``indexing_timeout``, ``poll_interval``, ``stall_timeout``.
+    ``process_rule``, ``doc_form``, ``allow_empty_source``, ``max_deletes``, ``dify_conn_id``, ``deferrable``
+    (wait for a new document in the triggerer), ``indexing_timeout``, ``poll_interval``, ``stall_timeout``.
     """
 
     template_fields: Sequence[str] = (
@@ -84,6 +89,7 @@ class DifySyncChunksOperator(RecordSyncOperator):
         batch_size: int = 100,
         delete_missing: bool = True,
         repair_passes: int = 1,
+        take_over_document: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -100,6 +106,7 @@ class DifySyncChunksOperator(RecordSyncOperator):
         self.batch_size = positive_int(batch_size, "batch_size")
         self.delete_missing = bool(delete_missing)
         self.repair_passes = repair_passes
+        self.take_over_document = bool(take_over_document)
         self._renderer()
 
     def _renderer(self) -> RecordRenderer:
@@ -173,6 +180,7 @@ class DifySyncChunksOperator(RecordSyncOperator):
             assert document is not None
             if len(usable) > 1:
                 self.log.warning("%d documents are named %r; using the oldest (%s)", len(usable), name, document["id"])
+            self._refuse_foreign_holder(document, name)
             if document.get("indexing_status") in ("error", "paused"):
                 raise AirflowException(
                     f"Document {name!r} ({document.get('id')}) is {document.get('indexing_status')!r} in Dify"
@@ -198,6 +206,23 @@ class DifySyncChunksOperator(RecordSyncOperator):
         self.log.info("Created document %r (%s) to hold the chunks", name, document.get("id"))
         return document
 
+    def _refuse_foreign_holder(self, document: Mapping[str, Any], name: str) -> None:
+        """Refuse, before any write, a document of the holder's name that this sync did not make (unless
+        ``take_over_document``): its chunks are someone else's, and ``delete_missing`` would delete them."""
+        from airflow_provider_dify.operators.sync._chunk_sync import is_sync_holder
+
+        if self.take_over_document or is_sync_holder(document, name, self._header()):
+            return
+        source = upload_file_of(document)
+        made = f"an upload of {source.get('name')!r}" if source.get("extension") not in (None, "txt") else "a document"
+        raise AirflowFailException(
+            f"document_name: document {name!r} ({document.get('id')}) is {made} that DifySyncChunksOperator did not"
+            f" make (it has no {HOLDER_FIELD!r} metadata), so the sync does not take it over: its chunks would be"
+            " deleted. Give the sync another document_name, or, to hand this document over to it, pass"
+            " take_over_document=True once (or set the metadata field"
+            f" {HOLDER_FIELD!r} to {HOLDER_MARK!r} on it in Dify); nothing was written."
+        )
+
     def _sync(
         self,
         context: Context,
@@ -207,6 +232,7 @@ class DifySyncChunksOperator(RecordSyncOperator):
     ) -> dict[str, Any]:
         from airflow_provider_dify.exceptions import DifyDatasetNotFoundError
         from airflow_provider_dify.operators.sync._chunk_sync import (
+            ChunkPlan,
             ChunkSync,
             chunk_content,
             manifest_entries,
@@ -220,6 +246,8 @@ class DifySyncChunksOperator(RecordSyncOperator):
         # Records that failed to render keep every shard from deleting chunks no record claims (which of them
         # was theirs cannot be told); each failure is reported by one shard.
         keep_keys = [failure["key"] for failure in failures if failure.get("key")]
+        # A chunk's identity is its text: a record that failed to render might be any chunk no record claims.
+        withheld = self._withhold_deletes(failures, "text", "chunk")
         sizes = self._shard_sizes(chunk_content(record) for record in rendered)
         if self.shard is not None:  # a chunk's identity is its text: the shard owns the texts that hash to it
             rendered = [record for record in rendered if self._owned(chunk_content(record))]
@@ -246,18 +274,23 @@ class DifySyncChunksOperator(RecordSyncOperator):
                 chunks,
                 keyed=self.key_field is not None,
                 header=self._header(),
-                delete_missing=self.delete_missing,
+                delete_missing=self.delete_missing and withheld is None,
                 keep_keys=keep_keys,
             )
 
         try:
             with self._rate_limit_part(sizes, f"chunks {dataset_id} {document_id}"):
-                self._write_document_metadata(dataset_id, document)
+
+
+                def before_writes(plan: ChunkPlan) -> None:
+                    """The refusals, then the holder's metadata: nothing is written when a refusal fails the run."""
+                    self._refuse_emptying(rendered, failures, len(plan.delete), "chunks")
+                    records = len(rendered) + len(failures)
+                    self._refuse_mass_delete(records, len(plan.delete) - plan.copies, plan.listed, "chunks")
+                    self._write_document_metadata(dataset_id, document)
+
                 first_plan, result = reconcile(
-                    sync,
-                    plan,
-                    repair_passes=self.repair_passes,
-                    check_first_plan=lambda plan: self._refuse_emptying(rendered, failures, len(plan.delete), "chunks"),
+                    sync, plan, repair_passes=self.repair_passes, check_first_plan=before_writes
                 )
         except DifyDatasetNotFoundError:
             self._fail_if_dataset_gone(dataset)
@@ -293,17 +326,19 @@ class DifySyncChunksOperator(RecordSyncOperator):
             manifest["counts"]["duplicates"] = first_plan.duplicates
         if result.copies_removed:
             manifest["counts"]["copies_removed"] = result.copies_removed
+        if withheld is not None:
+            manifest[DELETES_WITHHELD] = withheld
         if self.shard is not None:
             manifest["shard"] = list(self.shard)
         self.log.info("Synced the chunks of %r: %s", manifest["document_name"], manifest["counts"])
         return self._finish(context, manifest, "chunk write(s)")
 
     def _write_document_metadata(self, dataset_id: str, document: Mapping[str, Any]) -> None:
-        """Set ``document_metadata`` on the document when its values differ."""
+        """Set the holder mark and ``document_metadata`` on the document when its values differ."""
         from airflow_provider_dify.operators._content import validate_metadata
         from airflow_provider_dify.operators._documents import metadata_matches, write_metadata
 
-        wanted = validate_metadata(self.document_metadata, "document_metadata")
-        if wanted and not metadata_matches(document, wanted):
+        wanted = {HOLDER_FIELD: HOLDER_MARK, **validate_metadata(self.document_metadata, "document_metadata")}
+        if not metadata_matches(document, wanted):
             with bad_arguments_fail_the_task():
                 write_metadata(self.hook, dataset_id, str(document["id"]), wanted)

@@ -13,7 +13,12 @@ from airflow_provider_dify.operators._base import (
 )
 from airflow_provider_dify.operators._input import check_uploads
 from airflow_provider_dify.operators.sync._document_sync import SCOPE_FIELD
-from airflow_provider_dify.operators.sync._operator import RecordSyncOperator, indexing_summary, positive_int
+from airflow_provider_dify.operators.sync._operator import (
+    DELETES_WITHHELD,
+    RecordSyncOperator,
+    indexing_summary,
+    positive_int,
+)
 
 #: A sync logs its progress every this many written documents...
 PROGRESS_EVERY = 100
@@ -58,7 +63,8 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
     {"records", "created", "updated", "unchanged", "deleted", "failed"}, "created": [{"key", "name", "id",
     "batch"}], "updated": [...], "deleted": [{"name", "id"}], "failed": [{"key", "name", "document_id",
     "operation", "error"}], "batches": [...], "requests": {"metadata"}, "indexing": {"documents", "completed",
-    "chunks"} | None, "console_url"}``, never a document's text. ``updated`` entries with ``batch`` ``None``
+    "chunks"} | None, "console_url"}``, never a document's text; ``deletes_withheld`` says why nothing was
+    deleted when records failed before their name was known. ``updated`` entries with ``batch`` ``None``
     had only their metadata written.
 
     :param name_template: a Jinja template or a callable giving each document's name (default: ``name_prefix``
@@ -75,7 +81,7 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
     The other parameters are those of the record source, rendering and waiting: ``dataset_id``,
     ``dataset_name``, ``records``, ``sql``, ``sql_conn_id``, ``parameters``, ``path``, ``path_glob``,
     ``key_field``, ``text_template``, ``max_workers``, ``indexing_technique``, ``process_rule``, ``doc_form``,
-    ``allow_empty_source``, ``dify_conn_id``, ``deferrable``, ``indexing_timeout``, ``poll_interval``,
+    ``allow_empty_source``, ``max_deletes``, ``dify_conn_id``, ``deferrable``, ``indexing_timeout``, ``poll_interval``,
     ``stall_timeout``.
     """
 
@@ -143,7 +149,12 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Sync the records; wait for indexing if asked; return the manifest."""
-        from airflow_provider_dify.operators.sync._document_sync import DocumentSync, needed_fields, plan_documents
+        from airflow_provider_dify.operators.sync._document_sync import (
+            DocumentSync,
+            in_scope,
+            needed_fields,
+            plan_documents,
+        )
 
         with bad_arguments_fail_the_task():
             scope = self._scope()
@@ -153,6 +164,7 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
         hook = self._shared_hook()
         url = self.push_console_url(context, dataset_id)
         sizes = self._shard_sizes(record.name for record in rendered)
+        withheld = self._withhold_deletes(failures, "name", "document")  # before the shards split the failures
         if self.shard is not None:
             rendered = [record for record in rendered if self._owned(record.name)]
             failures = [failure for failure in failures if self._owned(failure.get("name"))]
@@ -174,7 +186,7 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
             scope=scope,
             scope_field=self.scope_field,
             name_prefix=self.name_prefix,
-            delete_missing=self.delete_missing,
+            delete_missing=self.delete_missing and withheld is None,
             keep_names=[failure["name"] for failure in failures if failure.get("name")],
         )
         self.log.info(
@@ -187,6 +199,16 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
             len(listed),
         )
         self._refuse_emptying(rendered, failures, len(plan.delete), "documents")
+        self._refuse_mass_delete(
+            len(rendered) + len(failures),
+            sum(1 for document in plan.delete if document.get("name") not in plan.wanted),
+            sum(
+                1
+                for document in listed
+                if in_scope(document, scope=scope, scope_field=self.scope_field, name_prefix=self.name_prefix)
+            ),
+            "documents",
+        )
         fields: dict[str, dict[str, Any]] = {}
         with self._rate_limit_part(sizes, f"documents {dataset_id} {scope or self.name_prefix}"):
             if plan.create or plan.update or plan.metadata_only:
@@ -229,6 +251,8 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
             "indexing": None,
             "console_url": url,
         }
+        if withheld is not None:
+            manifest[DELETES_WITHHELD] = withheld
         if self.shard is not None:
             manifest["shard"] = list(self.shard)
         self.log.info("Synced: %s", manifest["counts"])
