@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import datetime
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_dify.operators._base import (
@@ -11,12 +12,14 @@ from airflow_provider_dify.operators._base import (
     skip_check,
 )
 from airflow_provider_dify.operators._input import check_uploads
+from airflow_provider_dify.operators.sync._change_feed import DEFAULT_RETENTION, retention
 from airflow_provider_dify.operators.sync._document_sync import SCOPE_FIELD
 from airflow_provider_dify.operators.sync._operator import RecordSyncOperator, indexing_summary, positive_int
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
+    from airflow_provider_dify.operators.sync._change_feed import ChangeFeed
     from airflow_provider_dify.operators.sync._records import RecordRenderer, RenderedRecord
 
 
@@ -65,6 +68,16 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
     :param metadata_batch_size: documents per metadata request.
     :param wait_for_indexing: wait until the written documents are indexed (in the triggerer with
         ``deferrable``). Each poll reads every document still waited on.
+    :param deleted_field: a column (templated) whose truthy value marks the record as deleted in the source (a
+        change feed's soft delete): its document is deleted (or, with ``version_field``, remembered as deleted)
+        and never created.
+    :param version_field: a column (templated) ordering each record's versions (``updated_at``; numbers, dates,
+        date-times or ISO-8601 text, one kind per source). The version is kept in the metadata field
+        ``airflow_version``; a write or deletion older than what Dify holds is skipped and reported as
+        ``stale``, so backfills in any order end with each record's newest version. A deletion is then
+        remembered: the document is disabled and marked in ``airflow_deleted``.
+    :param deletion_retention: how long a remembered deletion is kept (a ``timedelta`` or days) before a run
+        that finds it deletes it for good; a backfill older than that may bring the record back.
 
     The other parameters are those of the record source, rendering and waiting: ``dataset_id``,
     ``dataset_name``, ``records``, ``sql``, ``sql_conn_id``, ``parameters``, ``path``, ``path_glob``,
@@ -73,7 +86,13 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
     ``stall_timeout``.
     """
 
-    template_fields: Sequence[str] = (*RecordSyncOperator.template_fields, "name_prefix", "scope")
+    template_fields: Sequence[str] = (
+        *RecordSyncOperator.template_fields,
+        "name_prefix",
+        "scope",
+        "deleted_field",
+        "version_field",
+    )
 
     def __init__(
         self,
@@ -86,6 +105,9 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
         delete_missing: bool = False,
         metadata_batch_size: int = 100,
         wait_for_indexing: bool = False,
+        deleted_field: str | None = None,
+        version_field: str | None = None,
+        deletion_retention: datetime.timedelta | float = DEFAULT_RETENTION,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -113,6 +135,13 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
         self.delete_missing = bool(delete_missing)
         self.metadata_batch_size = positive_int(metadata_batch_size, "metadata_batch_size")
         self.wait_for_indexing = bool(wait_for_indexing)
+        for value, argument in ((deleted_field, "deleted_field"), (version_field, "version_field")):
+            if value is not None:
+                check_string(value, argument)
+        self.deleted_field = deleted_field
+        self.version_field = version_field
+        self.deletion_retention = retention(deletion_retention)
+        self._feed: ChangeFeed | None = None
         if not skip_check(name_prefix, True):
             self._renderer()  # check the templates and metadata columns when the DAG is built
 
@@ -137,30 +166,61 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Sync the records; wait for indexing if asked; return the manifest."""
+        from airflow_provider_dify.operators.sync._change_feed import (
+            find_documents,
+            mark_revived,
+            remembered_deletion,
+            revive,
+        )
         from airflow_provider_dify.operators.sync._document_sync import DocumentSync, needed_fields, plan_documents
 
         with bad_arguments_fail_the_task():
             scope = self._scope()
         rendered, failures = self._read_records(context)  # bad records fail here, before any request
+        now = datetime.datetime.now(datetime.UTC)
         dataset = self._dataset()
         dataset_id = str(dataset["id"])
         hook = self._shared_hook()
         url = self.push_console_url(context, dataset_id)
         sizes = self._shard_sizes(record.name for record in rendered)
+        feed = self._feed
+        if feed is not None:
+            rendered = feed.stamp(rendered)
         if self.shard is not None:
             rendered = [record for record in rendered if self._owned(record.name)]
             failures = [failure for failure in failures if self._owned(failure.get("name"))]
+            if feed is not None:
+                feed.deletions = [deletion for deletion in feed.deletions if self._owned(deletion.name)]
         check_uploads(hook, rendered)
         options = self._document_options(dataset)
         # With a scope and delete_missing the whole knowledge base is listed: a member renamed by hand is found by
         # its scope value. Otherwise the name prefix narrows the listing.
         keyword = None if scope is not None and self.delete_missing else self.name_prefix or None
-        listed = list(hook.iter_documents(dataset_id, keyword=keyword))
+        # Without delete_missing only the records' own documents matter: found by name when that reads less.
+        names = (
+            [record.name for record in rendered]
+            + [deletion.name for deletion in (feed.deletions if feed else [])]
+            + [failure["name"] for failure in failures if failure.get("name")]
+        )
+        listed, found_by = find_documents(hook, dataset_id, names, keyword=keyword, listing=self.delete_missing)
+        self.log.info("Found %d document(s) by %s", len(listed), found_by)
         if self.shard is not None:  # the other shards' documents are neither planned nor deleted here
             listed = [document for document in listed if self._owned(document.get("name"))]
         hashes, hash_failures = self._hashes(rendered, dataset, options)
         failures += hash_failures
         writable = [record for record in rendered if record.name in hashes]
+        judgement = None
+        if feed is not None:
+            with bad_arguments_fail_the_task():  # a version Dify holds in another kind fails before any write
+                judgement = feed.judge(writable, listed, now)
+            writable = judgement.records
+            mark_revived(judgement.revive)
+            if judgement.stale:
+                self.log.info("%d record(s) older than what Dify holds are skipped (stale)", len(judgement.stale))
+        kept = [entry["name"] for entry in judgement.stale] if judgement else []
+        kept += [deletion.name for deletion in feed.deletions] if feed else []
+        if self.version_field is not None:  # a remembered deletion is kept from delete_missing: it is a memory
+            kept += [str(document.get("name")) for document in listed if remembered_deletion(document)]
         plan = plan_documents(
             writable,
             hashes,
@@ -169,7 +229,7 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
             scope_field=self.scope_field,
             name_prefix=self.name_prefix,
             delete_missing=self.delete_missing,
-            keep_names=[failure["name"] for failure in failures if failure.get("name")],
+            keep_names=[failure["name"] for failure in failures if failure.get("name")] + kept,
         )
         self.log.info(
             "Plan: %d to create, %d to update, %d metadata-only, %d unchanged, %d to delete (%d listed in Dify)",
@@ -182,7 +242,11 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
         )
         self._refuse_emptying(rendered, failures, len(plan.delete), "documents")
         fields: dict[str, dict[str, Any]] = {}
+        deletions = None
         with self._rate_limit_part(sizes, f"documents {dataset_id} {scope or self.name_prefix}"):
+            if judgement is not None:
+                deletions = self._deletions(hook, dataset, options, judgement)
+                revive(deletions, judgement.revive)
             if plan.create or plan.update or plan.metadata_only:
                 with bad_arguments_fail_the_task():
                     fields = needed_fields(hook, dataset_id, writable, scope=scope, scope_field=self.scope_field)
@@ -197,6 +261,11 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
                 name_prefix=self.name_prefix,
             )
             result = sync.run(plan, hashes, fields, on_progress=self._progress_logger())
+            if deletions is not None and judgement is not None:
+                deleted, deletion_failures = deletions.run(judgement.deletions, now)
+                result.deleted += deleted
+                result.failed += deletion_failures
+                result.deleted += deletions.purge(judgement.purge)
         unchanged = len(plan.unchanged)
         del plan, listed, writable, hashes, sync  # what the manifest does not need goes before it is made
         written = result.created + result.updated
@@ -220,9 +289,13 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
             "failed": failed,
             "batches": sorted({entry["batch"] for entry in written if entry.get("batch")}),
             "requests": {"metadata": result.metadata_requests},
+            "found_by": found_by,
             "indexing": None,
             "console_url": url,
         }
+        if judgement is not None and self.version_field is not None:
+            manifest["counts"]["stale"] = len(judgement.stale)
+            manifest["stale"] = judgement.stale
         if self.shard is not None:
             manifest["shard"] = list(self.shard)
         self.log.info("Synced: %s", manifest["counts"])
@@ -234,6 +307,42 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
             )
             manifest["indexing"] = indexing_summary(results)
         return self._finish(context, manifest, "document(s)")
+
+    def _take_changes(self, renderer: RecordRenderer, records: Iterable[dict[str, Any]]) -> Iterable[dict[str, Any]]:
+        """Take the deletions and versions out of a change feed (see :class:`._change_feed.ChangeFeed`)."""
+        from airflow_provider_dify.operators.sync._change_feed import ChangeFeed
+
+        self._feed = None
+        if self.deleted_field is None and self.version_field is None:
+            return records
+        self._feed = ChangeFeed(
+            renderer,
+            deleted_field=self.deleted_field,
+            version_field=self.version_field,
+            retention=self.deletion_retention,
+        )
+        return self._feed.take(records)
+
+    def _deletions(self, hook: Any, dataset: Mapping[str, Any], options: Mapping[str, Any], judgement: Any) -> Any:
+        """The carrier of a run's deletions (the version fields made first when deletions are remembered)."""
+        from airflow_provider_dify.operators._content import ensure_metadata_fields
+        from airflow_provider_dify.operators._documents import write_document
+        from airflow_provider_dify.operators.sync._change_feed import TOMBSTONE_TEXT, Deletions
+        from airflow_provider_dify.operators.sync._versions import DELETED_FIELD, VERSION_FIELD
+
+        remember = self.version_field is not None
+        fields: dict[str, dict[str, Any]] = {}
+        if remember and (judgement.deletions or judgement.revive):
+            with bad_arguments_fail_the_task():
+                fields = ensure_metadata_fields(
+                    hook, str(dataset["id"]), {VERSION_FIELD: "string", DELETED_FIELD: "string"}
+                )
+
+        def write_tombstone(name: str) -> str:
+            written = write_document(hook, dataset, name=name, text=TOMBSTONE_TEXT, set_metadata=False, **options)
+            return written.document_id
+
+        return Deletions(hook, dataset, remember=remember, write_text=write_tombstone, fields=fields)
 
     def execute_complete(
         self, context: Context, event: Mapping[str, Any] | None = None, manifest: dict[str, Any] | None = None

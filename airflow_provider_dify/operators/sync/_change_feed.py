@@ -1,0 +1,430 @@
+"""Change feeds in the document sync: deletions in the source, versions, and a cost set by the changes.
+
+* :class:`ChangeFeed` reads the source's deletion and version columns while the records are read: a record whose
+  ``deleted_field`` is truthy becomes a :class:`Deletion` (never rendered, never created), and every record's
+  version is read and checked to be of one kind (:mod:`._versions`), all before the first request.
+* :func:`find_documents` finds the documents of the run's records: by exact-name lookups (the document list's
+  ``keyword``) when there are fewer records than pages in the scope's listing, else by the listing.
+* :meth:`ChangeFeed.judge` compares each record with the version Dify holds: an older write or deletion is
+  ``stale`` (skipped, reported); a newer write over a remembered deletion re-enables the document first.
+* :class:`Deletions` carries the deletions out. With versions, a deletion is remembered: the document is
+  disabled (out of retrieval) and carries the deletion's version in :data:`~._versions.VERSION_FIELD` and its
+  time in :data:`~._versions.DELETED_FIELD`, so an older version arriving later is stale. Remembered deletions
+  older than the retention are deleted for good when a run finds them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import math
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_dify.exceptions import DifyDatasetNotFoundError, DifyError, DifyNotFoundError
+from airflow_provider_dify.operators._content import metadata_operation, metadata_values
+from airflow_provider_dify.operators._copies import document_survivor
+from airflow_provider_dify.operators.sync._versions import (
+    DELETED_FIELD,
+    LIVE,
+    VERSION_FIELD,
+    Version,
+    VersionKinds,
+    deleted_at,
+    stored_version,
+)
+
+if TYPE_CHECKING:
+    from airflow_provider_dify.hooks.dify import DifyHook
+    from airflow_provider_dify.operators.sync._records import RecordRenderer, RenderedRecord
+
+log = logging.getLogger(__name__)
+
+#: Items per page of Dify's document list (the most it returns).
+PAGE_SIZE = 100
+#: Seconds a remembered deletion waits for its document's indexing to finish before it can be disabled.
+DISABLE_TIMEOUT = 120.0
+#: The text of the document that remembers the deletion of a record Dify never held (it is disabled at once).
+TOMBSTONE_TEXT = "This record was deleted in its source."
+#: How long remembered deletions are kept by default.
+DEFAULT_RETENTION = datetime.timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """
+    A record the source marks as deleted.
+
+    :param key: the record's key.
+    :param name: the document name the record has.
+    :param version: its version (``None`` without ``version_field``).
+    """
+
+    key: str | None
+    name: str
+    version: Version | None = None
+
+
+@dataclass
+class Judgement:
+    """
+    What the versions decided before the plan.
+
+    :param records: the records still to write (the stale ones taken out).
+    :param stale: manifest entries of the writes and deletions older than what Dify holds.
+    :param revive: remembered deletions that a newer record brings back (enabled before the writes).
+    :param deletions: ``(deletion, document or None)`` pairs still to carry out.
+    :param purge: remembered deletions older than the retention (deleted for good).
+    :param already_deleted: deletions Dify already holds at that version.
+    """
+
+    records: list[RenderedRecord] = field(default_factory=list)
+    stale: list[dict[str, Any]] = field(default_factory=list)
+    revive: list[dict[str, Any]] = field(default_factory=list)
+    deletions: list[tuple[Deletion, dict[str, Any] | None]] = field(default_factory=list)
+    purge: list[dict[str, Any]] = field(default_factory=list)
+    already_deleted: int = 0
+
+
+def truthy(value: Any) -> bool:
+    """Whether a deletion column's value marks a deletion (``true``, ``1``, ``yes``, ``t``, ``y`` as text too)."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes", "t", "y")
+    return bool(value)
+
+
+class ChangeFeed:
+    """
+    The deletion and version columns of one run's source.
+
+    :param renderer: renders a deletion's key and document name as a live record's.
+    :param deleted_field: the column whose truthy value marks a deletion (``None``: no deletions).
+    :param version_field: the column ordering a record's versions (``None``: no versions).
+    :param retention: how long a remembered deletion is kept.
+    """
+
+    def __init__(
+        self,
+        renderer: RecordRenderer,
+        *,
+        deleted_field: str | None,
+        version_field: str | None,
+        retention: datetime.timedelta = DEFAULT_RETENTION,
+    ) -> None:
+        self.renderer = renderer
+        self.deleted_field = deleted_field
+        self.version_field = version_field
+        self.retention = retention
+        self.deletions: list[Deletion] = []
+        self.versions: dict[str | None, Version] = {}
+        self._kinds = VersionKinds(version_field) if version_field else None
+        self._deleted_keys: set[str | None] = set()
+
+    @property
+    def kind(self) -> str | None:
+        """The kind of the source's versions (``None`` before any or without ``version_field``)."""
+        return self._kinds.kind if self._kinds else None
+
+    def take(self, records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        """Pass the live records on; keep the deletions and every record's version."""
+        for record in records:
+            key = self.renderer.key_of(record)
+            version = self._kinds.read(record, key) if self._kinds else None
+            if self.deleted_field is not None:
+                if self.deleted_field not in record:
+                    columns = ", ".join(column for column in record if not column.startswith("_"))
+                    raise ValueError(
+                        f"deleted_field: the records have no column {self.deleted_field!r}; their columns are"
+                        f" {columns}."
+                    )
+                if truthy(record[self.deleted_field]):
+                    if key in self._deleted_keys or key in self.versions:
+                        raise ValueError(
+                            f"key_field: record {key!r} appears twice in the source (deleted and again); keys must"
+                            " be unique in a run (keep each record's newest row in the query)"
+                        )
+                    self._deleted_keys.add(key)
+                    self.deletions.append(Deletion(key, self.renderer.name_of(record, key), version))
+                    continue
+            if key in self._deleted_keys:
+                raise ValueError(
+                    f"key_field: record {key!r} appears twice in the source (deleted and again); keys must be"
+                    " unique in a run (keep each record's newest row in the query)"
+                )
+            if version is not None:
+                self.versions[key] = version
+            yield record
+
+    def stamp(self, records: Sequence[RenderedRecord]) -> list[RenderedRecord]:
+        """The records with their version (and the live mark) in their metadata, when versions are kept."""
+        if self._kinds is None:
+            return list(records)
+        return [
+            replace(
+                record, metadata={**record.metadata, VERSION_FIELD: self.versions[record.key].text, DELETED_FIELD: LIVE}
+            )
+            for record in records
+        ]
+
+    def judge(
+        self, records: Sequence[RenderedRecord], listed: Sequence[Mapping[str, Any]], now: datetime.datetime
+    ) -> Judgement:
+        """
+        Compare the records and deletions with the documents found (pure, no I/O).
+
+        :raises ValueError: when a document holds a version of another kind than the source's.
+        """
+        by_name: dict[str, list[dict[str, Any]]] = {}
+        for document in listed:
+            by_name.setdefault(str(document.get("name") or ""), []).append(
+                document
+            )  # revive() marks the listed copy enabled
+        judgement = Judgement()
+        kind = self.kind
+        for record in records:
+            current = _current(by_name.get(record.name))
+            held = _held(current, kind)
+            if held is not None and current is not None:
+                mine = self.versions[record.key]
+                if mine < held:
+                    judgement.stale.append(_stale_entry(record.key, record.name, current, mine, held, "write"))
+                    continue
+                if deleted_at(metadata_values(current)) is not None:
+                    if mine == held:  # the deletion of this version is what Dify holds
+                        judgement.stale.append(_stale_entry(record.key, record.name, current, mine, held, "write"))
+                        continue
+                    judgement.revive.append(current)
+            judgement.records.append(record)
+        revived = {str(document["id"]) for document in judgement.revive}
+        for deletion in self.deletions:
+            current = _current(by_name.get(deletion.name))
+            held = _held(current, kind)
+            if current is not None and held is not None and deletion.version is not None:
+                if deletion.version < held:
+                    judgement.stale.append(
+                        _stale_entry(deletion.key, deletion.name, current, deletion.version, held, "delete")
+                    )
+                    continue
+                if deletion.version == held and deleted_at(metadata_values(current)) is not None:
+                    judgement.already_deleted += 1
+                    continue
+            judgement.deletions.append((deletion, current))
+        deleting = {str(document["id"]) for _deletion, document in judgement.deletions if document is not None}
+        for documents in by_name.values():
+            for document in documents:
+                when = deleted_at(metadata_values(document))
+                identity = str(document.get("id"))
+                if when is None or identity in revived or identity in deleting:
+                    continue
+                if _older_than(when, now - self.retention):
+                    judgement.purge.append(document)
+        return judgement
+
+
+def _current(documents: list[dict[str, Any]] | None) -> dict[str, Any] | None:
+    """The copy whose version counts: the survivor by the copy rule, unless only other copies carry a version
+    (a remembered deletion is disabled, so the rule passes it over for a live copy made without versions)."""
+    if not documents:
+        return None
+    survivor, _extras = document_survivor(documents)
+    versioned = [document for document in documents if metadata_values(document).get(VERSION_FIELD)]
+    if not versioned or survivor in versioned:
+        return survivor
+    return versioned[0]
+
+
+def _held(document: Mapping[str, Any] | None, kind: str | None) -> Version | None:
+    if document is None or kind is None:
+        return None
+    return stored_version(metadata_values(document), kind, document=str(document.get("name")))
+
+
+def _older_than(text: str, limit: datetime.datetime) -> bool:
+    try:
+        when = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return when < limit
+
+
+def _stale_entry(
+    key: str | None, name: str, document: Mapping[str, Any], mine: Version, held: Version, operation: str
+) -> dict[str, Any]:
+    return {
+        "key": key,
+        "name": name,
+        "id": str(document.get("id")),
+        "operation": operation,
+        "version": mine.text,
+        "held": held.text,
+    }
+
+
+def find_documents(
+    hook: DifyHook, dataset_id: str, names: Sequence[str], *, keyword: str | None, listing: bool
+) -> tuple[list[dict[str, Any]], str]:
+    """
+    The documents of the knowledge base that the run needs: ``(documents, how)``.
+
+    ``listing`` (a snapshot that deletes what is missing) lists every document (``keyword``-filtered). Otherwise
+    the first page (one item) tells how many documents the listing would read; when the run's ``names`` are
+    fewer than its pages, each name is looked up with the list's ``keyword`` and matched exactly (a name that is
+    a substring of many others costs one read per 100 of them), else the listing is read.
+    """
+    if listing:
+        return list(hook.iter_documents(dataset_id, keyword=keyword)), "listing"
+    unique = sorted(set(names))
+    probe = hook.list_documents(dataset_id, page=1, limit=1, keyword=keyword) or {}
+    total = int(probe.get("total") or 0)
+    if total == 0:
+        return [], "empty"
+    if len(unique) >= math.ceil(total / PAGE_SIZE):
+        return list(hook.iter_documents(dataset_id, keyword=keyword)), "listing"
+    found: list[dict[str, Any]] = []
+    for name in unique:
+        found.extend(hook.find_documents_by_name(dataset_id, name))
+    return found, "lookups"
+
+
+class Deletions:
+    """
+    Carry out a run's deletions and purges.
+
+    :param hook: the shared hook.
+    :param dataset: the knowledge base.
+    :param remember: keep deletions as disabled documents carrying their version (with ``version_field``);
+        without it a deletion deletes the document.
+    :param write_text: creates the document that remembers a deletion of a record Dify never held:
+        ``name -> document id`` (the sync's single-document write).
+    :param fields: the knowledge base's metadata fields by name (those of the versions among them).
+    """
+
+    def __init__(
+        self,
+        hook: DifyHook,
+        dataset: Mapping[str, Any],
+        *,
+        remember: bool,
+        write_text: Any = None,
+        fields: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
+        self.hook = hook
+        self.dataset_id = str(dataset["id"])
+        self.remember = remember
+        self.write_text = write_text
+        self.fields = fields or {}
+
+    def run(
+        self, deletions: Sequence[tuple[Deletion, dict[str, Any] | None]], now: datetime.datetime
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Carry out ``deletions``: ``(deleted entries, failures)``; one failing does not stop the others."""
+        deleted: list[dict[str, Any]] = []
+        failed: list[dict[str, Any]] = []
+        for deletion, document in deletions:
+            try:
+                entry = self.delete(deletion, document, now)
+            except DifyDatasetNotFoundError:
+                raise
+            except (DifyError, TimeoutError) as error:
+                log.warning("deletion of document %r failed: %s", deletion.name, error)
+                failed.append(
+                    {
+                        "key": deletion.key,
+                        "name": deletion.name,
+                        "document_id": (document or {}).get("id"),
+                        "operation": "delete",
+                        "error": str(error),
+                    }
+                )
+                continue
+            if entry is not None:
+                deleted.append(entry)
+        return deleted, failed
+
+    def delete(self, deletion: Deletion, document: Mapping[str, Any] | None, now: datetime.datetime) -> dict | None:
+        """One deletion: the deleted entry, or ``None`` when there was nothing to delete."""
+        if not self.remember:
+            if document is None:
+                return None  # never held: costs nothing
+            try:
+                self.hook.delete_document(self.dataset_id, str(document["id"]))
+            except DifyDatasetNotFoundError:
+                raise
+            except DifyNotFoundError:
+                return None
+            return {"key": deletion.key, "name": deletion.name, "id": str(document["id"])}
+        assert deletion.version is not None
+        document_id = self.write_text(deletion.name) if document is None else str(document["id"])
+        values = {VERSION_FIELD: deletion.version.text, DELETED_FIELD: now.isoformat()}
+        self.hook.update_documents_metadata(self.dataset_id, [metadata_operation(document_id, values, self.fields)])
+        if document is None or document.get("enabled", True):
+            self.change_status("disable", [document_id])
+        return {"key": deletion.key, "name": deletion.name, "id": document_id}
+
+    def change_status(self, action: str, document_ids: Sequence[str], timeout: float = DISABLE_TIMEOUT) -> None:
+        """Enable or disable documents, waiting while Dify still indexes them ("not completed", "being indexed")."""
+        from airflow_provider_dify.exceptions import DifyValidationError
+
+        deadline = time.monotonic() + timeout
+        wait = 0.05
+        while True:
+            try:
+                self.hook.update_document_status(self.dataset_id, action, list(document_ids))  # type: ignore[arg-type]
+                return
+            except DifyValidationError as error:
+                retry = "not completed" in error.message or "being indexed" in error.message
+                if not retry or time.monotonic() + wait > deadline:
+                    raise
+            time.sleep(wait)
+            wait = min(wait * 2, 2.0)
+
+    def purge(self, documents: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Delete remembered deletions for good (past the retention): their entries."""
+        purged = []
+        for document in documents:
+            try:
+                self.hook.delete_document(self.dataset_id, str(document["id"]))
+            except DifyDatasetNotFoundError:
+                raise
+            except DifyError as error:
+                log.info("remembered deletion %r not purged: %s", document.get("name"), error)
+                continue
+            purged.append({"name": document.get("name"), "id": str(document["id"])})
+        return purged
+
+
+def revive(deletions: Deletions, documents: Sequence[dict[str, Any]]) -> None:
+    """Enable remembered deletions that a newer record brings back (see :func:`mark_revived`)."""
+    if documents:
+        deletions.change_status("enable", [str(document["id"]) for document in documents])
+
+
+def mark_revived(documents: Sequence[dict[str, Any]]) -> None:
+    """Let the plan see the remembered deletions a newer record brings back as the enabled documents they will be
+    (:func:`revive` enables them before the plan's writes)."""
+    for document in documents:
+        document["enabled"] = True
+        if document.get("display_status") == "disabled":
+            document["display_status"] = "available"
+
+
+def retention(value: datetime.timedelta | float) -> datetime.timedelta:
+    """``deletion_retention`` as a ``timedelta`` (a number is days)."""
+    if isinstance(value, datetime.timedelta):
+        days = value
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        days = datetime.timedelta(days=value)
+    else:
+        raise ValueError(f"deletion_retention: pass a timedelta or a number of days, got {value!r}.")
+    if days <= datetime.timedelta(0):
+        raise ValueError(f"deletion_retention: must be positive, got {value!r}.")
+    return days
+
+
+def remembered_deletion(document: Mapping[str, Any]) -> bool:
+    """Whether a listed document remembers a deletion (see :class:`Deletions`)."""
+    return deleted_at(metadata_values(document)) is not None
