@@ -281,3 +281,13 @@ def test_the_deletion_retention_must_be_positive() -> None:
         DifySyncDocumentsOperator(
             task_id="t", dataset_name="kb", records=[], key_field="id", version_field="v", deletion_retention=0
         )
+
+
+@pytest.mark.parametrize("argument", ["deleted_field", "version_field"])
+def test_the_chunk_sync_refuses_a_change_feed_and_points_at_the_document_sync(argument: str) -> None:
+    from airflow_provider_dify.operators.sync import DifySyncChunksOperator
+
+    with pytest.raises(ValueError, match=rf"^{argument}: the chunk sync is a snapshot .* DifySyncDocumentsOperator"):
+        DifySyncChunksOperator(
+            task_id="t", dataset_name="kb", document_name="notes", records=[], key_field="id", **{argument: "x"}
+        )

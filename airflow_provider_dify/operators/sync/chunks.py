@@ -58,6 +58,8 @@ class DifySyncChunksOperator(RecordSyncOperator):
     :param delete_missing: delete chunks that no record wants (default ``True``: the document is the sync's).
     :param repair_passes: times the chunks are read again and reconciled within the task after an add whose
         outcome is unknown (a 5xx or a lost answer: the hook never repeats an add, it could duplicate chunks).
+    :param deleted_field: refused: the chunk sync is a snapshot (see the document sync's ``deleted_field``).
+    :param version_field: refused: the chunk sync is a snapshot (see the document sync's ``version_field``).
 
     The other parameters are those of the record source, rendering and waiting: ``dataset_id``,
     ``dataset_name``, ``records``, ``sql``, ``sql_conn_id``, ``parameters``, ``path`` (each file's text is a
@@ -84,9 +86,18 @@ class DifySyncChunksOperator(RecordSyncOperator):
         batch_size: int = 100,
         delete_missing: bool = True,
         repair_passes: int = 1,
+        deleted_field: str | None = None,
+        version_field: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        for value, argument in ((deleted_field, "deleted_field"), (version_field, "version_field")):
+            if value is not None:
+                raise ValueError(
+                    f"{argument}: the chunk sync is a snapshot of its document (a chunk's identity is its content,"
+                    " so a change feed cannot find a record's previous chunk); sync a change feed with"
+                    f" DifySyncDocumentsOperator(..., {argument}={value!r}), one document per record."
+                )
         check_string(document_name, "document_name")
         if document_header is not None:
             check_string(document_header, "document_header")
