@@ -24,8 +24,8 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_dify.exceptions import DifyDatasetNotFoundError, DifyError, DifyNotFoundError
-from airflow_provider_dify.operators._content import metadata_operation, metadata_values
-from airflow_provider_dify.operators._copies import document_survivor
+from airflow_provider_dify.operators._content import HASH_FIELD, metadata_operation, metadata_values
+from airflow_provider_dify.operators._copies import document_survivor, usable_document
 from airflow_provider_dify.operators.sync._versions import (
     DELETED_FIELD,
     LIVE,
@@ -78,6 +78,8 @@ class Judgement:
     :param deletions: ``(deletion, document or None)`` pairs still to carry out.
     :param purge: remembered deletions older than the retention (deleted for good).
     :param already_deleted: deletions Dify already holds at that version.
+    :param busy: failures of records whose document is disabled without a remembered deletion (a retry reads
+        them again).
     """
 
     records: list[RenderedRecord] = field(default_factory=list)
@@ -86,6 +88,7 @@ class Judgement:
     deletions: list[tuple[Deletion, dict[str, Any] | None]] = field(default_factory=list)
     purge: list[dict[str, Any]] = field(default_factory=list)
     already_deleted: int = 0
+    busy: list[dict[str, Any]] = field(default_factory=list)
 
 
 def truthy(value: Any) -> bool:
@@ -172,20 +175,47 @@ class ChangeFeed:
         self, records: Sequence[RenderedRecord], listed: Sequence[Mapping[str, Any]], now: datetime.datetime
     ) -> Judgement:
         """
-        Compare the records and deletions with the documents found (pure, no I/O).
+        Compare the records and deletions with the documents found (no I/O; the listed copies of the documents
+        to enable again are marked enabled, see :func:`mark_revived`).
 
         :raises ValueError: when a document holds a version of another kind than the source's.
         """
         by_name: dict[str, list[dict[str, Any]]] = {}
         for document in listed:
-            by_name.setdefault(str(document.get("name") or ""), []).append(
-                document
-            )  # revive() marks the listed copy enabled
+            by_name.setdefault(str(document.get("name") or ""), []).append(document)  # type: ignore[arg-type]
         judgement = Judgement()
         kind = self.kind
+        # A versioned document disabled without a remembered deletion was disabled by an older run's deletion that
+        # landed after a newer write: it is enabled again (and the listed copy marked so) before anything is decided.
+        for name in {record.name for record in records} | {deletion.name for deletion in self.deletions}:
+            current = _current(by_name.get(name))
+            if (
+                current is not None
+                and not usable_document(current)
+                and not current.get("archived")
+                and deleted_at(metadata_values(current)) is None
+                and _held(current, kind) is not None
+            ):
+                judgement.revive.append(current)
+                mark_revived([current])
         for record in records:
             current = _current(by_name.get(record.name))
             held = _held(current, kind)
+            unmarked = current is not None and deleted_at(metadata_values(current)) is None
+            if current is not None and not usable_document(current) and unmarked and held is None:
+                # disabled (or archived) without a remembered deletion: another run is remembering a deletion of
+                # it right now, or someone disabled it; a retry reads it again
+                judgement.busy.append(
+                    {
+                        "key": record.key,
+                        "name": record.name,
+                        "document_id": str(current.get("id")),
+                        "operation": "write",
+                        "error": f"document {record.name!r} is disabled or archived without a remembered deletion"
+                        " (another run is deleting it, or someone disabled it); a retry reads it again",
+                    }
+                )
+                continue
             if held is not None and current is not None:
                 mine = self.versions[record.key]
                 if mine < held:
@@ -444,3 +474,49 @@ def retention(value: datetime.timedelta | float) -> datetime.timedelta:
 def remembered_deletion(document: Mapping[str, Any]) -> bool:
     """Whether a listed document remembers a deletion (see :class:`Deletions`)."""
     return deleted_at(metadata_values(document)) is not None
+
+
+def regressed(
+    expected: Mapping[str, tuple[Version, str | None, str | None]], found: Sequence[Mapping[str, Any]], kind: str
+) -> list[str]:
+    """
+    The names whose document no longer holds what the run wrote, nor a newer version (pure).
+
+    :param expected: ``{name: (version, content hash, upload file)}`` of what the run wrote; the hash is
+        ``None`` for a deletion the run remembered; the upload file (the file Dify stored the content in, new with
+        every content write) is ``None`` when the run wrote no content. A document holding this version must be
+        live with this hash (or remembered as deleted) and, when the run wrote content, hold the run's upload
+        file: an older run's content that landed between this run's content write and its metadata write leaves
+        this run's version and hash on another run's content, which only the upload file tells.
+    :param found: the documents of those names, read after the run.
+    """
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for document in found:
+        by_name.setdefault(str(document.get("name") or ""), []).append(dict(document))
+    lost = []
+    for name, (mine, content_hash, upload_file) in expected.items():
+        current = _current(by_name.get(name))
+        held = _held(current, kind)
+        if current is None or held is None or held < mine:
+            lost.append(name)
+        elif held == mine:
+            values = metadata_values(current)
+            remembered = deleted_at(values) is not None
+            wrote_deletion = content_hash is None
+            if wrote_deletion:
+                intact = remembered
+            else:
+                intact = (
+                    not remembered
+                    and values.get(HASH_FIELD) == content_hash
+                    and usable_document(current)
+                    and (upload_file is None or _upload_file(current) in (None, upload_file))
+                )
+            if not intact:
+                lost.append(name)
+    return sorted(lost)
+
+
+def _upload_file(document: Mapping[str, Any]) -> str | None:
+    info = document.get("data_source_info")
+    return str(info["upload_file_id"]) if isinstance(info, Mapping) and info.get("upload_file_id") else None

@@ -78,6 +78,13 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
         remembered: the document is disabled and marked in ``airflow_deleted``.
     :param deletion_retention: how long a remembered deletion is kept (a ``timedelta`` or days) before a run
         that finds it deletes it for good; a backfill older than that may bring the record back.
+    With ``version_field`` the task runs one instance at a time across the DAG's runs
+    (``max_active_tis_per_dag=1`` unless given), so backfills with ``max_active_runs > 1`` never overlap in it;
+    put syncs of one scope from different DAGs in one pool of one slot.
+
+    :param verify_versions: with ``version_field``, read the written documents again after the writes; one that an
+        overlapping older run overwrote meanwhile fails the task so that its retry rewrites it (give the task
+        ``retries``). Costs a lookup per written record (see docs/warehouse-sync.md).
 
     The other parameters are those of the record source, rendering and waiting: ``dataset_id``,
     ``dataset_name``, ``records``, ``sql``, ``sql_conn_id``, ``parameters``, ``path``, ``path_glob``,
@@ -108,8 +115,12 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
         deleted_field: str | None = None,
         version_field: str | None = None,
         deletion_retention: datetime.timedelta | float = DEFAULT_RETENTION,
+        verify_versions: bool = True,
         **kwargs: Any,
     ) -> None:
+        if version_field is not None:
+            # Dify has no compare-and-swap: the runs of a versioned sync are serialised (see docs/warehouse-sync.md)
+            kwargs.setdefault("max_active_tis_per_dag", 1)
         super().__init__(**kwargs)
         if self.key_field is None and name_template is None and self.path is None:
             raise ValueError(
@@ -141,6 +152,7 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
         self.deleted_field = deleted_field
         self.version_field = version_field
         self.deletion_retention = retention(deletion_retention)
+        self.verify_versions = bool(verify_versions)
         self._feed: ChangeFeed | None = None
         if not skip_check(name_prefix, True):
             self._renderer()  # check the templates and metadata columns when the DAG is built
@@ -262,10 +274,13 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
             )
             result = sync.run(plan, hashes, fields, on_progress=self._progress_logger())
             if deletions is not None and judgement is not None:
+                result.failed += judgement.busy
                 deleted, deletion_failures = deletions.run(judgement.deletions, now)
                 result.deleted += deleted
                 result.failed += deletion_failures
                 result.deleted += deletions.purge(judgement.purge)
+                if self.version_field is not None and self.verify_versions:
+                    result.failed += self._verify(hook, dataset_id, keyword, feed, result, hashes, sync.upload_files)
         unchanged = len(plan.unchanged)
         del plan, listed, writable, hashes, sync  # what the manifest does not need goes before it is made
         written = result.created + result.updated
@@ -322,6 +337,52 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
             retention=self.deletion_retention,
         )
         return self._feed.take(records)
+
+    def _verify(
+        self,
+        hook: Any,
+        dataset_id: str,
+        keyword: str | None,
+        feed: ChangeFeed,
+        result: Any,
+        hashes: Any,
+        upload_files: Mapping[str, str],
+    ) -> list[dict[str, Any]]:
+        """
+        Read the written documents again: one that an overlapping older run overwrote meanwhile (it holds an
+        older version, or this version with other content) is a failure a retry fixes (the retry reads Dify again
+        and rewrites it). Costs the lookups of the written names, or the listing when that reads less.
+        """
+        from airflow_provider_dify.operators.sync._change_feed import find_documents, regressed
+
+        expected: dict[str, Any] = {}
+        for entry in result.created + result.updated:
+            expected[entry["name"]] = (
+                feed.versions[entry["key"]],
+                hashes[entry["name"]],
+                upload_files.get(entry["name"]) if entry.get("batch") else None,
+            )
+        deletions = {deletion.name: deletion for deletion in feed.deletions}
+        for entry in result.deleted:
+            remembered = "key" in entry  # a purge's entry has none: it is gone on purpose
+            if remembered and entry.get("name") in deletions and deletions[entry["name"]].version is not None:
+                expected[entry["name"]] = (deletions[entry["name"]].version, None, None)
+        if not expected or feed.kind is None:
+            return []
+        found, _how = find_documents(hook, dataset_id, list(expected), keyword=keyword, listing=False)
+        lost = regressed(expected, found, feed.kind)
+        if lost:
+            self.log.warning("%d document(s) were overwritten by an older run meanwhile: %s", len(lost), lost[:5])
+        return [
+            {
+                "key": None,
+                "name": name,
+                "document_id": None,
+                "operation": "verify",
+                "error": "an overlapping run wrote an older version after this run's write; a retry rewrites it",
+            }
+            for name in lost
+        ]
 
     def _deletions(self, hook: Any, dataset: Mapping[str, Any], options: Mapping[str, Any], judgement: Any) -> Any:
         """The carrier of a run's deletions (the version fields made first when deletions are remembered)."""
