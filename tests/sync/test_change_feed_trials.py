@@ -21,6 +21,7 @@ from airflow_provider_dify.operators._content import metadata_values
 from airflow_provider_dify.operators.sync import DifySyncDocumentsOperator
 from airflow_provider_dify.operators.sync._versions import VERSION_FIELD, parse_version
 from bench.environment import minimal_context
+from tests.sync.test_overlap import _operator_thread
 
 pytestmark = pytest.mark.dify_emulator(indexing_seconds=0.01, queue_pickup_seconds=0.0, status_change_seconds=0.0)
 
@@ -62,6 +63,7 @@ def newest(log: dict[int, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
 
 def run_date(dataset_id: str, rows: list[dict[str, Any]], stale: list[int], slot: threading.Lock) -> None:
     """One logical date's run, retried like a task, in the task's one slot (``max_active_tis_per_dag=1``)."""
+    _operator_thread()
     with slot:
         run_in_slot(dataset_id, rows, stale)
 
