@@ -66,7 +66,9 @@ def catalogue(count: int = 200) -> list[dict[str, Any]]:
         number = 1000 + index * 37 % count
         facts = pattern.format(a=2 + index % 17, b=number, c=6 + index % 30)
         separator = "：" if family is _ZH else ": "
-        rows.append({"id": str(1000 + index), "sku": sku, "number": number, "text": f"{name} {sku}{separator}{facts}."})
+        rows.append(
+            {"id": str(1000 + index), "sku": sku, "number": number, "text": f"{name} {sku}{separator}{facts}."}
+        )
     return rows
 
 
@@ -238,8 +240,8 @@ def run(sizes: Sizes) -> SectionResult:
     }
     notes = [
         f"{figures['records']} rows (70% English, 20% Chinese, 10% mixed), each with a SKU and numbers;"
-        f' {asked} queries naming one row by its SKU or one of its numbers ("key facts about EM-1037",'
-        ' "CM-1111 的保修", "tank of 1148"), keyword search, top 3.'
+        f" {asked} queries naming one row by its SKU or one of its numbers (\"key facts about EM-1037\","
+        " \"CM-1111 的保修\", \"tank of 1148\"), keyword search, top 3."
         " The emulator's keyword index is Dify's: jieba's TF-IDF, 10 keywords a chunk, Dify's query matching.",
         f"Key lines: `key` was one of the 10 keywords of {figures['key_lines_with_key_keyword']} of"
         f" {figures['records']} chunks, the row id of {figures['key_lines_with_id_keyword']}: a query with the word"

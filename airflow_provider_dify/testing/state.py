@@ -362,7 +362,9 @@ class EmulatorState:
         if outcome not in OUTCOMES:
             raise ValueError(f"outcome must be one of {OUTCOMES}, not {outcome!r}")
         self.outcome_rules.append(
-            OutcomeRule(match, outcome, error or "Emulated indexing error.", count if count is None else int(count))
+            OutcomeRule(
+                match, outcome, error or "Emulated indexing error.", count if count is None else int(count)
+            )
         )
 
     # ------------------------------------------------------------------ limits
@@ -440,7 +442,9 @@ class EmulatorState:
         self._check_embedding(technique)
         retrieval = default_retrieval_model()
         if values.get("retrieval_model"):
-            retrieval.update({k: v for k, v in values["retrieval_model"].items() if k in retrieval or k == "weights"})
+            retrieval.update(
+                {k: v for k, v in values["retrieval_model"].items() if k in retrieval or k == "weights"}
+            )
         high_quality = technique == "high_quality"
         ds = Dataset(
             id=new_id(),
@@ -448,7 +452,9 @@ class EmulatorState:
             description=values.get("description") or "",
             permission=values.get("permission") or "only_me",
             indexing_technique=technique,
-            embedding_model=(values.get("embedding_model") or DEFAULT_EMBEDDING_MODEL) if high_quality else None,
+            embedding_model=(values.get("embedding_model") or DEFAULT_EMBEDDING_MODEL)
+            if high_quality
+            else None,
             embedding_model_provider=(values.get("embedding_model_provider") or DEFAULT_EMBEDDING_PROVIDER)
             if high_quality
             else None,
@@ -561,7 +567,9 @@ class EmulatorState:
                     raise invalid_param("Process rule segmentation separator is invalid")
                 if "max_tokens" not in segmentation or segmentation.get("max_tokens") is None:
                     raise invalid_param("Process rule segmentation max_tokens is required")
-                if not isinstance(segmentation["max_tokens"], int) or isinstance(segmentation["max_tokens"], bool):
+                if not isinstance(segmentation["max_tokens"], int) or isinstance(
+                    segmentation["max_tokens"], bool
+                ):
                     raise invalid_param("Process rule segmentation max_tokens is invalid")
         rule = ProcessRule(new_id(), ds.id, mode, rules)
         ds.latest_rule = rule
@@ -576,7 +584,9 @@ class EmulatorState:
             ds.indexing_technique = technique
             if technique == "high_quality":
                 ds.embedding_model = values.get("embedding_model") or DEFAULT_EMBEDDING_MODEL
-                ds.embedding_model_provider = values.get("embedding_model_provider") or DEFAULT_EMBEDDING_PROVIDER
+                ds.embedding_model_provider = (
+                    values.get("embedding_model_provider") or DEFAULT_EMBEDDING_PROVIDER
+                )
             if values.get("retrieval_model"):
                 ds.retrieval_model.update(values["retrieval_model"])
         if ds.doc_form and ds.doc_form != doc_form:
@@ -680,7 +690,9 @@ class EmulatorState:
             raise internal_error()  # what Dify 1.13.2 answers (a server bug)
         name, text = values["name"], values["text"]
         upload = self._store_file(name, "txt", "text/plain", text.encode("utf-8"), now)
-        return self.create_document(ds, name=name, text=text, upload=upload, values=values, allow_upsert=True, now=now)
+        return self.create_document(
+            ds, name=name, text=text, upload=upload, values=values, allow_upsert=True, now=now
+        )
 
     def check_upload(self, filename: str, size: int, *, for_update: bool) -> str:
         """Check an upload's extension and size; return the extension."""
@@ -698,7 +710,9 @@ class EmulatorState:
             raise invalid_param("")
         return extension
 
-    def store_upload(self, filename: str, data: bytes, *, for_update: bool, now: float) -> tuple[UploadFile, str]:
+    def store_upload(
+        self, filename: str, data: bytes, *, for_update: bool, now: float
+    ) -> tuple[UploadFile, str]:
         """Store an uploaded file (after :meth:`check_upload`); return it with its extracted text."""
         filename = filename[:200]
         extension = self.check_upload(filename, len(data), for_update=for_update)
@@ -790,7 +804,9 @@ class EmulatorState:
             name = upload.name
         return self.update_document(ds, doc, name=name, text=text, upload=upload, values=values, now=now)
 
-    def list_documents(self, ds: Dataset, keyword: str | None, status: str | None, now: float) -> list[Document]:
+    def list_documents(
+        self, ds: Dataset, keyword: str | None, status: str | None, now: float
+    ) -> list[Document]:
         """Documents, newest first, filtered by name keyword and display status.
 
         Dify filters with ``name LIKE '%<keyword>%'`` (PostgreSQL: case-sensitive) and does not escape the
@@ -837,14 +853,18 @@ class EmulatorState:
     def change_status(self, ds: Dataset, action: str, document_ids: list[str], now: float) -> None:
         """``PATCH /documents/status/{action}``."""
         if action not in STATUS_ACTIONS:
-            raise ApiError(400, "invalid_action", f"Invalid action: {action}. Must be one of {list(STATUS_ACTIONS)}")
+            raise ApiError(
+                400, "invalid_action", f"Invalid action: {action}. Must be one of {list(STATUS_ACTIONS)}"
+            )
         lock_seconds = self.config.status_change_seconds
         for document_id in document_ids:
             doc = ds.documents.get(str(document_id))
             if doc is None:
                 continue
             if doc.status_lock_until > now:
-                raise ApiError(400, "invalid_action", f"Document:{doc.name} is being indexed, please try again later")
+                raise ApiError(
+                    400, "invalid_action", f"Document:{doc.name} is being indexed, please try again later"
+                )
             completed = doc.indexing_status == "completed"
             if action == "enable":
                 if doc.enabled:
@@ -886,7 +906,9 @@ class EmulatorState:
             raise not_found("Segment not found.")
         return seg
 
-    def add_segments(self, ds: Dataset, doc: Document, items: list[dict[str, Any]], now: float) -> list[Segment]:
+    def add_segments(
+        self, ds: Dataset, doc: Document, items: list[dict[str, Any]], now: float
+    ) -> list[Segment]:
         """Add chunks to a completed, enabled document; they are indexed at once."""
         limit = self.config.max_segments_per_request
         if limit and len(items) > limit:
@@ -912,7 +934,9 @@ class EmulatorState:
                 status="completed",
             )
             if doc.doc_form == "hierarchical_model":
-                for child_position, child in enumerate(split_children(seg.content, doc.process_rule.rules), 1):
+                for child_position, child in enumerate(
+                    split_children(seg.content, doc.process_rule.rules), 1
+                ):
                     chunk = ChildChunk(new_id(), seg.id, child, child_position, "automatic", now, now)
                     seg.child_chunks[chunk.id] = chunk
             doc.segments[seg.id] = seg
@@ -925,7 +949,9 @@ class EmulatorState:
         doc.word_count = sum(s.word_count for s in live)
         doc.tokens = 0 if economy else sum(s.tokens for s in live)
 
-    def update_segment(self, ds: Dataset, doc: Document, seg: Segment, values: dict[str, Any], now: float) -> Segment:
+    def update_segment(
+        self, ds: Dataset, doc: Document, seg: Segment, values: dict[str, Any], now: float
+    ) -> Segment:
         """``POST /segments/{id}``: change content, answer, keywords or the enabled flag."""
         enabled = values.get("enabled")
         if enabled is False:
@@ -960,7 +986,9 @@ class EmulatorState:
             seg.tokens = 0 if economy else estimate_tokens(seg.content + (seg.answer or ""))
             if values.get("regenerate_child_chunks") and doc.doc_form == "hierarchical_model":
                 seg.child_chunks = {}
-                for child_position, child in enumerate(split_children(seg.content, doc.process_rule.rules), 1):
+                for child_position, child in enumerate(
+                    split_children(seg.content, doc.process_rule.rules), 1
+                ):
                     chunk = ChildChunk(new_id(), seg.id, child, child_position, "automatic", now, now)
                     seg.child_chunks[chunk.id] = chunk
         seg.enabled = True
@@ -1010,7 +1038,9 @@ class EmulatorState:
     def _matches(self, ds: Dataset, doc: Document, conditions: dict[str, Any] | None) -> bool:
         if not conditions or not conditions.get("conditions"):
             return True
-        results = [self._condition(ds, doc, cond) for cond in conditions["conditions"] if isinstance(cond, dict)]
+        results = [
+            self._condition(ds, doc, cond) for cond in conditions["conditions"] if isinstance(cond, dict)
+        ]
         if (conditions.get("logical_operator") or "and").lower() == "or":
             return any(results)
         return all(results)
@@ -1050,7 +1080,9 @@ class EmulatorState:
         if op == "is":
             return text == value or (_number(actual) is not None and _number(actual) == _number(expected))
         if op == "is not":
-            return not (text == value or (_number(actual) is not None and _number(actual) == _number(expected)))
+            return not (
+                text == value or (_number(actual) is not None and _number(actual) == _number(expected))
+            )
         if op == "contains":
             return value in text
         if op == "not contains":
@@ -1110,13 +1142,17 @@ class EmulatorState:
                         continue
                     overlap = len(wanted_words & words(seg.content + " " + " ".join(seg.keywords)))
                     if overlap:
-                        score = round(overlap / math.sqrt(len(wanted_words) * max(1, len(words(seg.content)))), 6)
+                        score = round(
+                            overlap / math.sqrt(len(wanted_words) * max(1, len(words(seg.content)))), 6
+                        )
                         scored.append((score, order, seg, doc))
                         order += 1
             scored.sort(key=lambda item: (-item[0], item[1]))
             threshold = settings.get("score_threshold") if settings.get("score_threshold_enabled") else None
             hits = [
-                (seg, doc, min(1.0, score)) for score, _, seg, doc in scored if threshold is None or score >= threshold
+                (seg, doc, min(1.0, score))
+                for score, _, seg, doc in scored
+                if threshold is None or score >= threshold
             ]
             hits = hits[:top_k]
         for seg, _doc, _score in hits:
@@ -1250,7 +1286,9 @@ class EmulatorState:
 
     def document_dicts(self, ds: Dataset, now: float) -> list[dict[str, Any]]:
         """Documents of a dataset as list views, oldest first, with their text."""
-        return [{**document_view(ds, d, now), "text": d.text, "batch": d.batch} for d in ds.documents.values()]
+        return [
+            {**document_view(ds, d, now), "text": d.text, "batch": d.batch} for d in ds.documents.values()
+        ]
 
 
 def _number(value: Any) -> float | None:
