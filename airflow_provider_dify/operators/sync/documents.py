@@ -12,7 +12,7 @@ from airflow_provider_dify.operators._base import (
     skip_check,
 )
 from airflow_provider_dify.operators._input import check_uploads
-from airflow_provider_dify.operators.sync._change_feed import DEFAULT_RETENTION, retention
+from airflow_provider_dify.operators.sync._deletions import DEFAULT_RETENTION, retention
 from airflow_provider_dify.operators.sync._document_sync import SCOPE_FIELD
 from airflow_provider_dify.operators.sync._operator import RecordSyncOperator, indexing_summary, positive_int
 
@@ -178,13 +178,9 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Sync the records; wait for indexing if asked; return the manifest."""
-        from airflow_provider_dify.operators.sync._change_feed import (
-            find_documents,
-            mark_revived,
-            remembered_deletion,
-            revive,
-        )
+        from airflow_provider_dify.operators.sync._deletions import mark_revived, remembered_deletion, revive
         from airflow_provider_dify.operators.sync._document_sync import DocumentSync, needed_fields, plan_documents
+        from airflow_provider_dify.operators.sync._lookups import find_documents
 
         with bad_arguments_fail_the_task():
             scope = self._scope()
@@ -353,7 +349,8 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
         older version, or this version with other content) is a failure a retry fixes (the retry reads Dify again
         and rewrites it). Costs the lookups of the written names, or the listing when that reads less.
         """
-        from airflow_provider_dify.operators.sync._change_feed import find_documents, regressed
+        from airflow_provider_dify.operators.sync._change_feed import regressed
+        from airflow_provider_dify.operators.sync._lookups import find_documents
 
         expected: dict[str, Any] = {}
         for entry in result.created + result.updated:
@@ -388,7 +385,7 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
         """The carrier of a run's deletions (the version fields made first when deletions are remembered)."""
         from airflow_provider_dify.operators._content import ensure_metadata_fields
         from airflow_provider_dify.operators._documents import write_document
-        from airflow_provider_dify.operators.sync._change_feed import TOMBSTONE_TEXT, Deletions
+        from airflow_provider_dify.operators.sync._deletions import TOMBSTONE_TEXT, Deletions
         from airflow_provider_dify.operators.sync._versions import DELETED_FIELD, VERSION_FIELD
 
         remember = self.version_field is not None
