@@ -56,7 +56,9 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
     "batch"}], "updated": [...], "deleted": [{"name", "id"}], "failed": [{"key", "name", "document_id",
     "operation", "error"}], "batches": [...], "requests": {"metadata"}, "indexing": {"documents", "completed",
     "chunks"} | None, "console_url"}``, never a document's text. ``updated`` entries with ``batch`` ``None``
-    had only their metadata written.
+    had only their metadata written. ``found_by`` says how the documents were found (``listing``, ``lookups`` by
+    name, or ``empty``); with ``version_field`` the counts hold ``stale`` and ``stale`` lists the skipped writes
+    and deletions ``[{"key", "name", "id", "operation", "version", "held"}]``.
 
     :param name_template: a Jinja template or a callable giving each document's name (default: ``name_prefix``
         + the key; for files, ``name_prefix`` + the relative path with ``/`` as ``__``).
