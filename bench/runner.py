@@ -34,6 +34,7 @@ SECTIONS: dict[str, str] = {
     "budget": "bench.budget",
     "scale": "bench.scale",
     "rss": "bench.memory",
+    "changes": "bench.change_feed",
 }
 ALIASES = {
     "rerun": "export",

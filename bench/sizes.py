@@ -29,6 +29,8 @@ class Sizes:
     :param throughput_workers: the thread counts compared there.
     :param throughput_repeats: runs of each side at each thread count, alternated (the median is reported).
     :param memory_runs: ``(granularity, records)`` of the syncs whose peak RSS is measured.
+    :param change_feed_documents: the knowledge base sizes ``N`` of the change-feed section.
+    :param change_feed_changes: the numbers ``k`` of changed records synced into each.
     """
 
     import_runs: int = 15
@@ -55,6 +57,8 @@ class Sizes:
         ("documents", 100_000),
         ("chunks", 100_000),
     )
+    change_feed_documents: tuple[int, ...] = (1_000, 10_000, 100_000)
+    change_feed_changes: tuple[int, ...] = (1, 5, 50)
 
 
 FULL = Sizes()
@@ -72,6 +76,7 @@ QUICK = Sizes(
     budget_window_seconds=4.0,
     throughput_records=200,
     memory_runs=(("documents", 2_000), ("chunks", 10_000)),
+    change_feed_documents=(1_000, 10_000),
 )
 #: For the smoke test: every code path, seconds in all.
 TINY = Sizes(
@@ -94,4 +99,6 @@ TINY = Sizes(
     throughput_workers=(2,),
     throughput_repeats=1,
     memory_runs=(("documents", 10), ("chunks", 10)),
+    change_feed_documents=(300,),
+    change_feed_changes=(1, 5),
 )

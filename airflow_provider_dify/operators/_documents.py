@@ -338,6 +338,8 @@ class DocumentWrite:
     :param content_hash: the hash of the content and its indexing settings.
     :param repaired: the indexing state (``error``, ``paused``, ``stopped``) of an existing document that was
         rewritten because its indexing had ended there, ``None`` otherwise.
+    :param upload_file: the id of the file Dify stored the written content in (each content write stores a new
+        one), ``None`` when no content was written or Dify did not say.
     """
 
     action: str
@@ -346,6 +348,7 @@ class DocumentWrite:
     batch: str | None
     content_hash: str
     repaired: str | None = None
+    upload_file: str | None = None
 
     @property
     def indexing(self) -> bool:
@@ -355,6 +358,13 @@ class DocumentWrite:
     def as_dict(self) -> dict[str, Any]:
         """The result as a plain dict (for XCom)."""
         return asdict(self)
+
+
+def upload_file_of(answer: Mapping[str, Any]) -> str | None:
+    """The id of the file a create or update answer says the content went into (``data_source_info``)."""
+    document = answer.get("document") if isinstance(answer.get("document"), Mapping) else answer
+    info = (document or {}).get("data_source_info")
+    return str(info["upload_file_id"]) if isinstance(info, Mapping) and info.get("upload_file_id") else None
 
 
 def _not_available(document: Mapping[str, Any], name: str) -> DifyDocumentNotReadyError:
@@ -471,7 +481,9 @@ def write_document(
             write_metadata(hook, dataset_id, document_id, with_hash, fields)
         log.log(log_level, "Created document %r (%s) in knowledge base %s", name, document_id, dataset_id)
         created_name = str(document.get("name") or name)
-        return DocumentWrite("created", document_id, created_name, answer.get("batch"), content_hash)
+        return DocumentWrite(
+            "created", document_id, created_name, answer.get("batch"), content_hash, upload_file=upload_file_of(answer)
+        )
 
     document_id = str(existing["id"])
     failed = str(existing.get("indexing_status")) if existing.get("indexing_status") in FAILED_INDEXING else None
@@ -510,7 +522,15 @@ def write_document(
         if set_metadata:
             write_metadata(hook, dataset_id, document_id, with_hash, fields)
         log.log(log_level, "Rewrote document %r (%s): its indexing had ended in %r", name, document_id, failed)
-        return DocumentWrite("updated", document_id, name, answer.get("batch"), content_hash, repaired=failed)
+        return DocumentWrite(
+            "updated",
+            document_id,
+            name,
+            answer.get("batch"),
+            content_hash,
+            repaired=failed,
+            upload_file=upload_file_of(answer),
+        )
     status = existing.get("display_status")
     if status is not None and status != "available":
         raise _not_available(existing, name)
@@ -533,7 +553,9 @@ def write_document(
     if set_metadata:
         write_metadata(hook, dataset_id, document_id, with_hash, fields)
     log.log(log_level, "Updated document %r (%s): its content changed", name, document_id)
-    return DocumentWrite("updated", document_id, name, answer.get("batch"), content_hash)
+    return DocumentWrite(
+        "updated", document_id, name, answer.get("batch"), content_hash, upload_file=upload_file_of(answer)
+    )
 
 
 # -- knowledge bases that ingest through a knowledge pipeline ---------------------------------------------------

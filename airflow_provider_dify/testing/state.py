@@ -12,6 +12,7 @@ import hashlib
 import math
 import mimetypes
 import random
+import re
 import time
 import uuid
 from collections import deque
@@ -806,11 +807,15 @@ class EmulatorState:
     def list_documents(
         self, ds: Dataset, keyword: str | None, status: str | None, now: float
     ) -> list[Document]:
-        """Documents, newest first, filtered by name keyword and display status."""
+        """Documents, newest first, filtered by name keyword and display status.
+
+        Dify filters with ``name LIKE '%<keyword>%'`` (PostgreSQL: case-sensitive) and does not escape the
+        keyword, so ``%`` in it matches any run of characters and ``_`` any one character.
+        """
         docs: Iterable[Document] = reversed(ds.documents.values())
         if keyword:
-            needle = keyword.lower()
-            docs = (d for d in docs if needle in d.name.lower())
+            pattern = like_pattern(keyword)
+            docs = (d for d in docs if pattern.search(d.name))
         if status:
             docs = (d for d in docs if d.display_status(now) == status)
         return list(docs)
@@ -1302,3 +1307,9 @@ def _number(value: Any) -> float | None:
         except ValueError:
             return None
     return None
+
+
+def like_pattern(keyword: str) -> re.Pattern[str]:
+    """The regular expression of SQL ``LIKE '%<keyword>%'``: ``%`` any run of characters, ``_`` any one."""
+    parts = (".*" if char == "%" else "." if char == "_" else re.escape(char) for char in keyword)
+    return re.compile("".join(parts), re.DOTALL)

@@ -231,6 +231,22 @@ def test_update_by_text_keeps_batch_and_drops_hand_added_chunks(client, emu: Dif
     assert again.status_code == 400 and again.json()["message"] == "Document is not available"
 
 
+def test_document_keyword_is_sql_like(client, emu: DifyEmulator) -> None:
+    """Dify filters names with ``LIKE '%keyword%'`` unescaped: ``%`` and ``_`` are wildcards, case counts."""
+    dataset_id = client.dataset()
+    for name in ("note-1", "note-10", "note_1", "Note-1", "note-x1"):
+        emu.create_document(dataset_id, name, TEXT)
+
+    def names(keyword: str) -> list[str]:
+        found = client.get(f"/datasets/{dataset_id}/documents", params={"keyword": keyword, "limit": 100}).json()
+        return sorted(document["name"] for document in found["data"])
+
+    assert names("note-1") == ["note-1", "note-10"]  # a substring, not the exact name
+    assert names("note_1") == ["note-1", "note-10", "note_1"]  # _ is any one character
+    assert names("note%1") == ["note-1", "note-10", "note-x1", "note_1"]  # % is any run
+    assert names("Note") == ["Note-1"]  # case-sensitive, as PostgreSQL's LIKE
+
+
 def test_list_documents_filters_and_has_more(client, emu: DifyEmulator) -> None:
     dataset_id = client.dataset()
     for index in range(3):

@@ -18,7 +18,7 @@ from airflow_provider_dify.exceptions import (
 )
 from airflow_provider_dify.hooks.connection import normalize_base_url
 from airflow_provider_dify.hooks.dify import DifyHook
-from tests.dag_runner import run_dag, task_state, xcom_value
+from airflow_provider_dify.testing.dag_runner import run_dag, task_state, xcom_value
 
 _numbers = itertools.count()
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_dify.operators.sync import DifySyncChunksOperator, DifySyncDocumentsOperator
-from tests.dag_runner import task_state, xcom_value
+from airflow_provider_dify.testing.dag_runner import task_state, xcom_value
 from tests.sync.conftest import WAREHOUSE_CONN_ID, execute_sql
 
 pytestmark = [pytest.mark.usefixtures("airflow_db"), pytest.mark.dify_emulator(indexing_seconds=0.02)]
@@ -50,7 +50,7 @@ def run_sync(operator_class: type, dataset_id: str, **arguments: Any) -> Any:
     """Run one sync task in a DAG of its own; return the DAG run."""
     from airflow.providers.common.compat.sdk import DAG
 
-    from tests.dag_runner import run_dag
+    from airflow_provider_dify.testing.dag_runner import run_dag
 
     with DAG(f"delete_safety_{next(_numbers)}", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
         operator_class(task_id="sync", dataset_id=dataset_id, retries=0, **arguments)

@@ -13,7 +13,7 @@ import pytest
 
 from airflow_provider_dify.operators.documents import DifyCreateDocumentOperator
 from airflow_provider_dify.operators.sync import DifySyncChunksOperator, DifySyncDocumentsOperator
-from tests.dag_runner import run_dag, task_state, xcom_value
+from airflow_provider_dify.testing.dag_runner import run_dag, task_state, xcom_value
 
 pytestmark = [pytest.mark.usefixtures("airflow_db"), pytest.mark.dify_emulator(indexing_seconds=0.02)]
 _numbers = itertools.count()

@@ -331,6 +331,8 @@ class DocumentSync:
         self.scope_field = scope_field
         self.max_workers = max_workers
         self.metadata_batch_size = metadata_batch_size
+        #: The file each content write stored its content in, by name (a later read tells whose content is there).
+        self.upload_files: dict[str, str] = {}
 
     def _write(
         self,
@@ -420,6 +422,8 @@ class DocumentSync:
                             "id": written.document_id,
                             "batch": written.batch,
                         }
+                        if written.upload_file:
+                            self.upload_files[record.name] = written.upload_file
                         pending.append((metadata_for(record, written.document_id), record, kind, entry))
                 if len(pending) >= self.metadata_batch_size:
                     self._flush(pending, result)

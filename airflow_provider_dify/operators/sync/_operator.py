@@ -216,9 +216,13 @@ class RecordSyncOperator(KnowledgeBaseLineageMixin, DifyIndexingWaitOperator):
                 path_glob=self.path_glob,
                 read_text=self.path is not None and not renderer.files_as_uploads,
             )
-            rendered, failures = render_all(renderer, records)
+            rendered, failures = render_all(renderer, self._take_changes(renderer, records))
         self.log.info("Read %d record(s) (%d could not be rendered)", len(rendered) + len(failures), len(failures))
         return rendered, failures
+
+    def _take_changes(self, renderer: RecordRenderer, records: Iterable[dict[str, Any]]) -> Iterable[dict[str, Any]]:
+        """The records to render; a sync reading a change feed takes its deletions and versions out here."""
+        return records
 
     def _owned(self, identity: str | None) -> bool:
         """Whether this sync's shard owns a document name or chunk key (always, without ``shard``)."""

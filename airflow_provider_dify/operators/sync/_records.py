@@ -508,6 +508,14 @@ class RecordRenderer:
             answer=answer,
         )
 
+    def name_of(self, record: Mapping[str, Any], key: str | None) -> str:
+        """The document name of a record whose text is not rendered (a deletion in a change feed)."""
+        visible = {column: value for column, value in record.items() if not column.startswith("_")}
+        name = self._render_name(visible, key, None)
+        if not name:
+            raise ValueError(f"name_template: the document name of deleted record {key!r} rendered empty.")
+        return name
+
     def _render_name(self, record: dict[str, Any], key: str | None, file: StorageFile | None) -> str:
         if self._name is not None:
             return self.name_prefix + str(written_value(self._name({**record, "key": key}))).strip()

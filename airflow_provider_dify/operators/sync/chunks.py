@@ -63,6 +63,8 @@ class DifySyncChunksOperator(RecordSyncOperator):
         uploaded file, a hand-made document) as its holder: it then carries the holder mark, and its chunks no
         record wants are deleted with ``delete_missing`` (within ``max_deletes``). Without it such a document is
         refused before any write.
+    :param deleted_field: refused: the chunk sync is a snapshot (see the document sync's ``deleted_field``).
+    :param version_field: refused: the chunk sync is a snapshot (see the document sync's ``version_field``).
 
     The other parameters are those of the record source, rendering and waiting: ``dataset_id``,
     ``dataset_name``, ``records``, ``sql``, ``sql_conn_id``, ``parameters``, ``path`` (each file's text is a
@@ -90,9 +92,18 @@ class DifySyncChunksOperator(RecordSyncOperator):
         delete_missing: bool = True,
         repair_passes: int = 1,
         take_over_document: bool = False,
+        deleted_field: str | None = None,
+        version_field: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        for value, argument in ((deleted_field, "deleted_field"), (version_field, "version_field")):
+            if value is not None:
+                raise ValueError(
+                    f"{argument}: the chunk sync is a snapshot of its document (a chunk's identity is its content,"
+                    " so a change feed cannot find a record's previous chunk); sync a change feed with"
+                    f" DifySyncDocumentsOperator(..., {argument}={value!r}), one document per record."
+                )
         check_string(document_name, "document_name")
         if document_header is not None:
             check_string(document_header, "document_header")

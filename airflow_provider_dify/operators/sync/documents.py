@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_dify.operators._base import (
@@ -12,6 +13,7 @@ from airflow_provider_dify.operators._base import (
     skip_check,
 )
 from airflow_provider_dify.operators._input import check_uploads
+from airflow_provider_dify.operators.sync._deletions import DEFAULT_RETENTION, retention
 from airflow_provider_dify.operators.sync._document_sync import SCOPE_FIELD
 from airflow_provider_dify.operators.sync._operator import (
     DELETES_WITHHELD,
@@ -28,6 +30,7 @@ PROGRESS_SECONDS = 10.0
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
+    from airflow_provider_dify.operators.sync._change_feed import ChangeFeed
     from airflow_provider_dify.operators.sync._records import RecordRenderer, RenderedRecord
 
 
@@ -65,7 +68,9 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
     "operation", "error"}], "batches": [...], "requests": {"metadata"}, "indexing": {"documents", "completed",
     "chunks"} | None, "console_url"}``, never a document's text; ``deletes_withheld`` says why nothing was
     deleted when records failed before their name was known. ``updated`` entries with ``batch`` ``None``
-    had only their metadata written.
+    had only their metadata written. ``found_by`` says how the documents were found (``listing``, ``lookups`` by
+    name, or ``empty``); with ``version_field`` the counts hold ``stale`` and ``stale`` lists the skipped writes
+    and deletions ``[{"key", "name", "id", "operation", "version", "held"}]``.
 
     :param name_template: a Jinja template or a callable giving each document's name (default: ``name_prefix``
         + the key; for files, ``name_prefix`` + the relative path with ``/`` as ``__``).
@@ -77,6 +82,23 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
     :param metadata_batch_size: documents per metadata request.
     :param wait_for_indexing: wait until the written documents are indexed (in the triggerer with
         ``deferrable``). Each poll reads every document still waited on.
+    :param deleted_field: a column (templated) whose truthy value marks the record as deleted in the source (a
+        change feed's soft delete): its document is deleted (or, with ``version_field``, remembered as deleted)
+        and never created.
+    :param version_field: a column (templated) ordering each record's versions (``updated_at``; numbers, dates,
+        date-times or ISO-8601 text, one kind per source). The version is kept in the metadata field
+        ``airflow_version``; a write or deletion older than what Dify holds is skipped and reported as
+        ``stale``, so backfills in any order end with each record's newest version. A deletion is then
+        remembered: the document is disabled and marked in ``airflow_deleted``.
+    :param deletion_retention: how long a remembered deletion is kept (a ``timedelta`` or days) before a run
+        that finds it deletes it for good; a backfill older than that may bring the record back.
+    With ``version_field`` the task runs one instance at a time across the DAG's runs
+    (``max_active_tis_per_dag=1`` unless given), so backfills with ``max_active_runs > 1`` never overlap in it;
+    put syncs of one scope from different DAGs in one pool of one slot.
+
+    :param verify_versions: with ``version_field``, read the written documents again after the writes; one that an
+        overlapping older run overwrote meanwhile fails the task so that its retry rewrites it (give the task
+        ``retries``). Costs a lookup per written record (see docs/warehouse-sync.md).
 
     The other parameters are those of the record source, rendering and waiting: ``dataset_id``,
     ``dataset_name``, ``records``, ``sql``, ``sql_conn_id``, ``parameters``, ``path``, ``path_glob``,
@@ -85,7 +107,13 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
     ``stall_timeout``.
     """
 
-    template_fields: Sequence[str] = (*RecordSyncOperator.template_fields, "name_prefix", "scope")
+    template_fields: Sequence[str] = (
+        *RecordSyncOperator.template_fields,
+        "name_prefix",
+        "scope",
+        "deleted_field",
+        "version_field",
+    )
 
     def __init__(
         self,
@@ -98,8 +126,15 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
         delete_missing: bool = False,
         metadata_batch_size: int = 100,
         wait_for_indexing: bool = False,
+        deleted_field: str | None = None,
+        version_field: str | None = None,
+        deletion_retention: datetime.timedelta | float = DEFAULT_RETENTION,
+        verify_versions: bool = True,
         **kwargs: Any,
     ) -> None:
+        if version_field is not None:
+            # Dify has no compare-and-swap: the runs of a versioned sync are serialised (see docs/warehouse-sync.md)
+            kwargs.setdefault("max_active_tis_per_dag", 1)
         super().__init__(**kwargs)
         if self.key_field is None and name_template is None and self.path is None:
             raise ValueError(
@@ -125,6 +160,14 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
         self.delete_missing = bool(delete_missing)
         self.metadata_batch_size = positive_int(metadata_batch_size, "metadata_batch_size")
         self.wait_for_indexing = bool(wait_for_indexing)
+        for value, argument in ((deleted_field, "deleted_field"), (version_field, "version_field")):
+            if value is not None:
+                check_string(value, argument)
+        self.deleted_field = deleted_field
+        self.version_field = version_field
+        self.deletion_retention = retention(deletion_retention)
+        self.verify_versions = bool(verify_versions)
+        self._feed: ChangeFeed | None = None
         if not skip_check(name_prefix, True):
             self._renderer()  # check the templates and metadata columns when the DAG is built
 
@@ -149,36 +192,63 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Sync the records; wait for indexing if asked; return the manifest."""
+        from airflow_provider_dify.operators.sync._deletions import mark_revived, remembered_deletion, revive
         from airflow_provider_dify.operators.sync._document_sync import (
             DocumentSync,
             in_scope,
             needed_fields,
             plan_documents,
         )
+        from airflow_provider_dify.operators.sync._lookups import find_documents
 
         with bad_arguments_fail_the_task():
             scope = self._scope()
         rendered, failures = self._read_records(context)  # bad records fail here, before any request
+        now = datetime.datetime.now(datetime.UTC)
         dataset = self._dataset()
         dataset_id = str(dataset["id"])
         hook = self._shared_hook()
         url = self.push_console_url(context, dataset_id)
         sizes = self._shard_sizes(record.name for record in rendered)
         withheld = self._withhold_deletes(failures, "name", "document")  # before the shards split the failures
+        feed = self._feed
+        if feed is not None:
+            rendered = feed.stamp(rendered)
         if self.shard is not None:
             rendered = [record for record in rendered if self._owned(record.name)]
             failures = [failure for failure in failures if self._owned(failure.get("name"))]
+            if feed is not None:
+                feed.deletions = [deletion for deletion in feed.deletions if self._owned(deletion.name)]
         check_uploads(hook, rendered)
         options = self._document_options(dataset)
         # With a scope and delete_missing the whole knowledge base is listed: a member renamed by hand is found by
         # its scope value. Otherwise the name prefix narrows the listing.
         keyword = None if scope is not None and self.delete_missing else self.name_prefix or None
-        listed = list(hook.iter_documents(dataset_id, keyword=keyword))
+        # Without delete_missing only the records' own documents matter: found by name when that reads less.
+        names = (
+            [record.name for record in rendered]
+            + [deletion.name for deletion in (feed.deletions if feed else [])]
+            + [failure["name"] for failure in failures if failure.get("name")]
+        )
+        listed, found_by = find_documents(hook, dataset_id, names, keyword=keyword, listing=self.delete_missing)
+        self.log.info("Found %d document(s) by %s", len(listed), found_by)
         if self.shard is not None:  # the other shards' documents are neither planned nor deleted here
             listed = [document for document in listed if self._owned(document.get("name"))]
         hashes, hash_failures = self._hashes(rendered, dataset, options)
         failures += hash_failures
         writable = [record for record in rendered if record.name in hashes]
+        judgement = None
+        if feed is not None:
+            with bad_arguments_fail_the_task():  # a version Dify holds in another kind fails before any write
+                judgement = feed.judge(writable, listed, now)
+            writable = judgement.records
+            mark_revived(judgement.revive)
+            if judgement.stale:
+                self.log.info("%d record(s) older than what Dify holds are skipped (stale)", len(judgement.stale))
+        kept = [entry["name"] for entry in judgement.stale] if judgement else []
+        kept += [deletion.name for deletion in feed.deletions] if feed else []
+        if self.version_field is not None:  # a remembered deletion is kept from delete_missing: it is a memory
+            kept += [str(document.get("name")) for document in listed if remembered_deletion(document)]
         plan = plan_documents(
             writable,
             hashes,
@@ -187,7 +257,7 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
             scope_field=self.scope_field,
             name_prefix=self.name_prefix,
             delete_missing=self.delete_missing and withheld is None,
-            keep_names=[failure["name"] for failure in failures if failure.get("name")],
+            keep_names=[failure["name"] for failure in failures if failure.get("name")] + kept,
         )
         self.log.info(
             "Plan: %d to create, %d to update, %d metadata-only, %d unchanged, %d to delete (%d listed in Dify)",
@@ -210,7 +280,11 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
             "documents",
         )
         fields: dict[str, dict[str, Any]] = {}
+        deletions = None
         with self._rate_limit_part(sizes, f"documents {dataset_id} {scope or self.name_prefix}"):
+            if judgement is not None:
+                deletions = self._deletions(hook, dataset, options, judgement)
+                revive(deletions, judgement.revive)
             if plan.create or plan.update or plan.metadata_only:
                 with bad_arguments_fail_the_task():
                     fields = needed_fields(hook, dataset_id, writable, scope=scope, scope_field=self.scope_field)
@@ -225,6 +299,15 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
                 name_prefix=self.name_prefix,
             )
             result = sync.run(plan, hashes, fields, on_progress=self._progress_logger())
+            if deletions is not None and judgement is not None:
+                result.failed += judgement.busy
+                if withheld is None:  # a record that failed before its name was known may be one of these
+                    deleted, deletion_failures = deletions.run(judgement.deletions, now)
+                    result.deleted += deleted
+                    result.failed += deletion_failures
+                    result.deleted += deletions.purge(judgement.purge)
+                if self.version_field is not None and self.verify_versions:
+                    result.failed += self._verify(hook, dataset_id, keyword, feed, result, hashes, sync.upload_files)
         unchanged = len(plan.unchanged)
         del plan, listed, writable, hashes, sync  # what the manifest does not need goes before it is made
         written = result.created + result.updated
@@ -248,11 +331,15 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
             "failed": failed,
             "batches": sorted({entry["batch"] for entry in written if entry.get("batch")}),
             "requests": {"metadata": result.metadata_requests},
+            "found_by": found_by,
             "indexing": None,
             "console_url": url,
         }
         if withheld is not None:
             manifest[DELETES_WITHHELD] = withheld
+        if judgement is not None and self.version_field is not None:
+            manifest["counts"]["stale"] = len(judgement.stale)
+            manifest["stale"] = judgement.stale
         if self.shard is not None:
             manifest["shard"] = list(self.shard)
         self.log.info("Synced: %s", manifest["counts"])
@@ -264,6 +351,89 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
             )
             manifest["indexing"] = indexing_summary(results)
         return self._finish(context, manifest, "document(s)")
+
+    def _take_changes(self, renderer: RecordRenderer, records: Iterable[dict[str, Any]]) -> Iterable[dict[str, Any]]:
+        """Take the deletions and versions out of a change feed (see :class:`._change_feed.ChangeFeed`)."""
+        from airflow_provider_dify.operators.sync._change_feed import ChangeFeed
+
+        self._feed = None
+        if self.deleted_field is None and self.version_field is None:
+            return records
+        self._feed = ChangeFeed(
+            renderer,
+            deleted_field=self.deleted_field,
+            version_field=self.version_field,
+            retention=self.deletion_retention,
+        )
+        return self._feed.take(records)
+
+    def _verify(
+        self,
+        hook: Any,
+        dataset_id: str,
+        keyword: str | None,
+        feed: ChangeFeed,
+        result: Any,
+        hashes: Any,
+        upload_files: Mapping[str, str],
+    ) -> list[dict[str, Any]]:
+        """
+        Read the written documents again: one that an overlapping older run overwrote meanwhile (it holds an
+        older version, or this version with other content) is a failure a retry fixes (the retry reads Dify again
+        and rewrites it). Costs the lookups of the written names, or the listing when that reads less.
+        """
+        from airflow_provider_dify.operators.sync._change_feed import regressed
+        from airflow_provider_dify.operators.sync._lookups import find_documents
+
+        expected: dict[str, Any] = {}
+        for entry in result.created + result.updated:
+            expected[entry["name"]] = (
+                feed.versions[entry["key"]],
+                hashes[entry["name"]],
+                upload_files.get(entry["name"]) if entry.get("batch") else None,
+            )
+        deletions = {deletion.name: deletion for deletion in feed.deletions}
+        for entry in result.deleted:
+            remembered = "key" in entry  # a purge's entry has none: it is gone on purpose
+            if remembered and entry.get("name") in deletions and deletions[entry["name"]].version is not None:
+                expected[entry["name"]] = (deletions[entry["name"]].version, None, None)
+        if not expected or feed.kind is None:
+            return []
+        found, _how = find_documents(hook, dataset_id, list(expected), keyword=keyword, listing=False)
+        lost = regressed(expected, found, feed.kind)
+        if lost:
+            self.log.warning("%d document(s) were overwritten by an older run meanwhile: %s", len(lost), lost[:5])
+        return [
+            {
+                "key": None,
+                "name": name,
+                "document_id": None,
+                "operation": "verify",
+                "error": "an overlapping run wrote an older version after this run's write; a retry rewrites it",
+            }
+            for name in lost
+        ]
+
+    def _deletions(self, hook: Any, dataset: Mapping[str, Any], options: Mapping[str, Any], judgement: Any) -> Any:
+        """The carrier of a run's deletions (the version fields made first when deletions are remembered)."""
+        from airflow_provider_dify.operators._content import ensure_metadata_fields
+        from airflow_provider_dify.operators._documents import write_document
+        from airflow_provider_dify.operators.sync._deletions import TOMBSTONE_TEXT, Deletions
+        from airflow_provider_dify.operators.sync._versions import DELETED_FIELD, VERSION_FIELD
+
+        remember = self.version_field is not None
+        fields: dict[str, dict[str, Any]] = {}
+        if remember and (judgement.deletions or judgement.revive):
+            with bad_arguments_fail_the_task():
+                fields = ensure_metadata_fields(
+                    hook, str(dataset["id"]), {VERSION_FIELD: "string", DELETED_FIELD: "string"}
+                )
+
+        def write_tombstone(name: str) -> str:
+            written = write_document(hook, dataset, name=name, text=TOMBSTONE_TEXT, set_metadata=False, **options)
+            return written.document_id
+
+        return Deletions(hook, dataset, remember=remember, write_text=write_tombstone, fields=fields)
 
     def execute_complete(
         self, context: Context, event: Mapping[str, Any] | None = None, manifest: dict[str, Any] | None = None
