@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -287,6 +287,51 @@ class AirflowDeployment:
         """
         states = [str(state) for (state,) in self.query("SELECT state FROM dag_run WHERE dag_id = ?", dag_id)]
         return states[0] if states and states[0] in FINISHED_STATES else None
+
+    def backfill(
+        self, dag_id: str, dates: Sequence[str], *, max_active_runs: int, backwards: bool = False, timeout: float = 300
+    ) -> list[str]:
+        """
+        Backfill a DAG over ``dates`` (``airflow backfill create``) and wait for all its runs to finish.
+
+        :param dag_id: The DAG's id (unpaused first).
+        :param dates: The logical dates, first to last (``--from-date`` and ``--to-date``).
+        :param max_active_runs: The backfill's ``--max-active-runs``.
+        :param backwards: Run the newest date first (``--run-backwards``).
+        :param timeout: Seconds to wait for the runs.
+        :return: The final state of every run of the DAG (the backfill's and any scheduled one).
+        """
+        self.cli("dags", "unpause", dag_id)
+        args = ["--dag-id", dag_id, "--from-date", dates[0], "--to-date", dates[-1]]
+        args += ["--max-active-runs", str(max_active_runs)] + (["--run-backwards"] if backwards else [])
+        self.cli("backfill", "create", *args)
+
+        def runs_finished() -> list[str] | None:
+            rows = self.query("SELECT run_type, state FROM dag_run WHERE dag_id = ?", dag_id)
+            backfill = [str(state) for run_type, state in rows if run_type == "backfill"]
+            finished = all(str(state) in FINISHED_STATES for _, state in rows)
+            return [str(state) for _, state in rows] if len(backfill) == len(dates) and finished else None
+
+        return self.wait_until(runs_finished, timeout, f"the backfill runs of {dag_id} to finish")
+
+    def task_intervals(self, dag_id: str, task_id: str) -> tuple[list[tuple[Any, Any]], int]:
+        """
+        When each instance of a task ran, and how many pairs of them ran at the same time.
+
+        :param dag_id: The DAG's id.
+        :param task_id: The task's id.
+        :return: ``([(start_date, end_date), ...], overlapping pairs)``.
+        """
+        intervals = self.query(
+            "SELECT start_date, end_date FROM task_instance WHERE dag_id = ? AND task_id = ?", dag_id, task_id
+        )
+        overlapping = sum(
+            1
+            for index, (start, end) in enumerate(intervals)
+            for other_start, other_end in intervals[index + 1 :]
+            if start < other_end and other_start < end
+        )
+        return intervals, overlapping
 
     def return_value(self, dag_id: str, task_id: str) -> Any:
         """

@@ -86,39 +86,11 @@ def test_backfill_with_overlapping_runs_ends_exact(tmp_path: Path, emulator: Any
         deployment.cli("dags", "trigger", LINK_DAG_ID)
         linked = deployment.wait_until(lambda: deployment.finished_run_state(LINK_DAG_ID), 120, "the alias link")
         assert linked == "success", deployment.logs()
-        deployment.cli("dags", "unpause", DAG_ID)
-        deployment.cli(
-            "backfill",
-            "create",
-            "--dag-id",
-            DAG_ID,
-            "--from-date",
-            DATES[0],
-            "--to-date",
-            DATES[-1],
-            "--max-active-runs",
-            "4",
-        )
-
-        def runs_finished() -> list[str] | None:
-            rows = deployment.query("SELECT run_type, state FROM dag_run WHERE dag_id = ?", DAG_ID)
-            backfill = [str(state) for run_type, state in rows if run_type == "backfill"]
-            finished = all(str(state) in ("success", "failed") for _, state in rows)
-            return [str(state) for _, state in rows] if len(backfill) == len(DATES) and finished else None
-
         # The unpaused DAG also gets its latest scheduled run: one more run of the same export, at the same time.
-        states = deployment.wait_until(runs_finished, 300, "the backfill runs to finish")
+        states = deployment.backfill(DAG_ID, DATES, max_active_runs=4)
         assert set(states) == {"success"}, f"{states}\n{deployment.logs()}"
-        intervals = deployment.query(
-            "SELECT start_date, end_date FROM task_instance WHERE dag_id = ? AND task_id = 'sync'", DAG_ID
-        )
+        intervals, overlapping = deployment.task_intervals(DAG_ID, "sync")
         assert len(intervals) == len(states) >= len(DATES)
-        overlapping = sum(
-            1
-            for index, (start, end) in enumerate(intervals)
-            for other_start, other_end in intervals[index + 1 :]
-            if start < other_end and other_start < end
-        )
         assert overlapping >= 1, f"no two sync tasks ran at the same time: {intervals}"
     stored = assert_every_record_once(emulator, dataset_id, RECORDS)
     # Every run read the same truth: nothing was deleted (checked above) and there is one create per record (later

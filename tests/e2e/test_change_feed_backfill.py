@@ -87,38 +87,9 @@ def test_a_backfill_newest_first_with_three_runs_at_once_ends_with_the_newest_ve
         deployment.start("api-server", "dag-processor", "scheduler")
         deployment.wait_for_api_server()
         deployment.wait_for_dag(DAG_ID)
-        deployment.cli("dags", "unpause", DAG_ID)
-        deployment.cli(
-            "backfill",
-            "create",
-            "--dag-id",
-            DAG_ID,
-            "--from-date",
-            DATES[0],
-            "--to-date",
-            DATES[-1],
-            "--max-active-runs",
-            "3",
-            "--run-backwards",
-        )
-
-        def runs_finished() -> list[str] | None:
-            rows = deployment.query("SELECT run_type, state FROM dag_run WHERE dag_id = ?", DAG_ID)
-            backfill = [str(state) for run_type, state in rows if run_type == "backfill"]
-            finished = all(str(state) in ("success", "failed") for _, state in rows)
-            return [str(state) for _, state in rows] if len(backfill) == len(DATES) and finished else None
-
-        states = deployment.wait_until(runs_finished, 300, "the backfill runs to finish")
+        states = deployment.backfill(DAG_ID, DATES, max_active_runs=3, backwards=True)
         assert set(states) == {"success"}, f"{states}\n{deployment.logs()}"
-        intervals = deployment.query(
-            "SELECT start_date, end_date FROM task_instance WHERE dag_id = ? AND task_id = 'sync'", DAG_ID
-        )
-        overlapping = sum(
-            1
-            for index, (start, end) in enumerate(intervals)
-            for other_start, other_end in intervals[index + 1 :]
-            if start < other_end and other_start < end
-        )
+        intervals, overlapping = deployment.task_intervals(DAG_ID, "sync")
         assert overlapping == 0, f"two versioned sync tasks ran at once: {intervals}"
     live = {doc["name"]: doc for doc in emulator.documents(dataset_id) if doc["enabled"] and not doc["archived"]}
     assert {name: doc["text"] for name, doc in live.items()} == {
