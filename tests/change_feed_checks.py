@@ -9,7 +9,9 @@ backfill tests (Airflow 3 and Airflow 2.11) share.
   record, the versions written: the ``airflow_version`` values of the metadata writes and, for the content
   writes (``create-by-text``, ``update-by-text``), the version of the source row whose text was written. Each
   must be at least the newest one written to that record before it. A final state can be right after a
-  regression that a later run repaired; this check sees the regression.
+  regression that a later run repaired; this check sees the regression. Records synced from files are not
+  covered: the emulator keeps no body of a multipart upload, so their content writes are not seen (their
+  ``airflow_version`` writes are).
 """
 
 from __future__ import annotations
