@@ -21,7 +21,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
@@ -57,6 +57,8 @@ class Call:
     :param status: the status answered; 0 when the connection was reset without an answer.
     :param fault: ``None``, ``"injected"`` (an injected error status) or ``"reset"``.
     :param time: when the request arrived (emulator clock).
+    :param body: the request body as received; empty for a multipart upload (its parts, files included, are not
+        kept), for an unknown route and for a request an injected fault refused before reading it.
     """
 
     method: str
@@ -65,6 +67,14 @@ class Call:
     status: int
     fault: str | None
     time: float
+    body: bytes = field(default=b"", repr=False)
+
+    def json(self) -> Any:
+        """The body decoded as JSON; ``None`` when it is empty or not JSON."""
+        try:
+            return json.loads(self.body) if self.body else None
+        except ValueError:
+            return None
 
 
 @dataclass
@@ -604,10 +614,10 @@ class DifyEmulator:
         return None, False
 
     def _record(
-        self, method: str, route: str | None, path: str, status: int, fault: str | None, at: float
+        self, method: str, route: str | None, path: str, status: int, fault: str | None, at: float, body: bytes = b""
     ) -> None:
         with self.lock:
-            self._calls.append(Call(method, route, path, status, fault, at))
+            self._calls.append(Call(method, route, path, status, fault, at, body))
 
     def _handle(self, handler: _Handler) -> None:
         """Serve one request. Calls are recorded before the answer leaves, so a client sees them at once."""
@@ -640,18 +650,18 @@ class DifyEmulator:
                 self._record(method, route, path, response.status, "injected", arrived)
                 handler.send_answer(response)
                 return
-            response = self._respond(match, endpoint, reader, method, path, split.query, headers)
+            response, body = self._respond(match, endpoint, reader, method, path, split.query, headers)
         except BodyError:
             handler.close_connection = True
             self._record(method, route, path, 0, "client", arrived)
             return
         if fault == "reset":
-            self._record(method, route, path, 0, "reset", arrived)
+            self._record(method, route, path, 0, "reset", arrived, body)
             handler.reset_connection()
             return
         if fault is not None:
             response = _error_response(int(fault))
-        self._record(method, route, path, response.status, "injected" if fault is not None else None, arrived)
+        self._record(method, route, path, response.status, "injected" if fault is not None else None, arrived, body)
         handler.send_answer(response)
 
     def _respond(
@@ -663,27 +673,28 @@ class DifyEmulator:
         path: str,
         query: str,
         headers: Any,
-    ) -> Response:
+    ) -> tuple[Response, bytes]:
+        """The answer to a request, and its body as read (empty for a multipart upload)."""
         if match is None:
             reader.drain()
-            return Response(404, NOT_FOUND_HTML, content_type=HTML)
+            return Response(404, NOT_FOUND_HTML, content_type=HTML), b""
         if endpoint is None:
             reader.drain()
             if method == "OPTIONS":
-                return Response(200, None, content_type=HTML, headers={"Allow": ", ".join(match.allowed)})
+                return Response(200, None, content_type=HTML, headers={"Allow": ", ".join(match.allowed)}), b""
             body = {
                 "code": "method_not_allowed",
                 "message": "The method is not allowed for the requested URL.",
                 "status": 405,
             }
-            return Response(405, body, headers={"Allow": ", ".join(match.allowed)})
+            return Response(405, body, headers={"Allow": ", ".join(match.allowed)}), b""
         request = Request(method, path, parse_qs(query, keep_blank_values=True), headers, params=match.params)
         boundary = boundary_of(headers.get("Content-Type") or "")
         if request.content_type == "multipart/form-data" and boundary:
             request.parts = parse_multipart(reader, boundary, self.config.upload_limit_bytes)
         else:
             request.body = reader.read_all(MAX_JSON_BODY)
-        return self._dispatch(endpoint, request)
+        return self._dispatch(endpoint, request), request.body
 
     def _dispatch(self, endpoint: Endpoint, request: Request) -> Response:
         try:

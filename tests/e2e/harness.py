@@ -1,5 +1,5 @@
 """
-The end-to-end harness: a real Airflow 3 deployment for one test, and the DAG-file pieces the tests share.
+The end-to-end harness: a real Airflow deployment for one test, and the DAG-file pieces the tests share.
 
 :class:`AirflowDeployment` gives a test a fresh ``AIRFLOW_HOME`` (DAGs folder and SQLite metadata DB) under its
 ``tmp_path``, runs the ``airflow`` CLI and starts Airflow's components (api-server, dag-processor, scheduler,
@@ -9,7 +9,9 @@ are configured anyway are free ones too. Leaving the ``with`` block stops everyt
 process group. The test reads the results from the metadata DB, read-only, with :meth:`AirflowDeployment.query`.
 
 Importing this module is cheap and works on Airflow 2 too, so the e2e files are collected (and deselected or
-skipped) there.
+skipped) there. On Airflow 2.11 the CLI side works as well (:meth:`AirflowDeployment.cli`, ``query``,
+``backfill`` with ``airflow dags backfill``, ``task_intervals``), with the SequentialExecutor: Airflow 2 refuses
+any other executor on SQLite. Starting Airflow 3's components needs Airflow 3.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ FINISHED_STATES = ("success", "failed")
 
 class AirflowDeployment:
     """
-    One test's Airflow 3 on SQLite, with the LocalExecutor unless ``env`` says otherwise.
+    One test's Airflow on SQLite: Airflow 3 with the LocalExecutor unless ``env`` says otherwise, Airflow 2.11
+    with the SequentialExecutor (its only executor on SQLite; the CLI only, no components).
 
     Use it as a context manager: leaving the block stops every process it started (:meth:`stop`).
 
@@ -292,15 +295,23 @@ class AirflowDeployment:
         self, dag_id: str, dates: Sequence[str], *, max_active_runs: int, backwards: bool = False, timeout: float = 300
     ) -> list[str]:
         """
-        Backfill a DAG over ``dates`` (``airflow backfill create``) and wait for all its runs to finish.
+        Backfill a DAG over ``dates`` and wait for all its runs to finish.
 
-        :param dag_id: The DAG's id (unpaused first).
-        :param dates: The logical dates, first to last (``--from-date`` and ``--to-date``).
-        :param max_active_runs: The backfill's ``--max-active-runs``.
+        On Airflow 3 ``airflow backfill create`` (the scheduler runs the backfill); on Airflow 2.11 ``airflow dags
+        backfill``, which runs the backfill in the CLI's own process and returns when it is done. That command has
+        no ``--max-active-runs``: the DAG's own ``max_active_runs`` applies (give the DAG the same value; the
+        ``dag_run`` table's start and end dates tell how many ran at once).
+
+        :param dag_id: The DAG's id (unpaused first on Airflow 3).
+        :param dates: The logical dates, first to last (``--from-date`` and ``--to-date``; ``--start-date`` and
+            ``--end-date`` on Airflow 2).
+        :param max_active_runs: The backfill's ``--max-active-runs`` (Airflow 3 only, see above).
         :param backwards: Run the newest date first (``--run-backwards``).
         :param timeout: Seconds to wait for the runs.
         :return: The final state of every run of the DAG (the backfill's and any scheduled one).
         """
+        if not AIRFLOW_V_3_0_PLUS:
+            return self._backfill_airflow_2(dag_id, dates, backwards=backwards, timeout=timeout)
         self.cli("dags", "unpause", dag_id)
         args = ["--dag-id", dag_id, "--from-date", dates[0], "--to-date", dates[-1]]
         args += ["--max-active-runs", str(max_active_runs)] + (["--run-backwards"] if backwards else [])
@@ -313,6 +324,13 @@ class AirflowDeployment:
             return [str(state) for _, state in rows] if len(backfill) == len(dates) and finished else None
 
         return self.wait_until(runs_finished, timeout, f"the backfill runs of {dag_id} to finish")
+
+    def _backfill_airflow_2(self, dag_id: str, dates: Sequence[str], *, backwards: bool, timeout: float) -> list[str]:
+        args = ["dags", "backfill", "--start-date", dates[0], "--end-date", dates[-1], "--yes"]
+        self.cli(*args, *(["--run-backwards"] if backwards else []), dag_id, timeout=timeout)
+        rows = self.query("SELECT run_type, state FROM dag_run WHERE dag_id = ?", dag_id)
+        assert sum(run_type == "backfill" for run_type, _ in rows) == len(dates), rows
+        return [str(state) for _, state in rows]
 
     def task_intervals(self, dag_id: str, task_id: str) -> tuple[list[tuple[Any, Any]], int]:
         """
@@ -348,11 +366,11 @@ class AirflowDeployment:
 
 def airflow_environment(home: Path, dags_folder: Path, api_port: int, parallelism: int) -> dict[str, str]:
     """
-    The environment of an Airflow 3 deployment on 127.0.0.1: this process's environment without any ``AIRFLOW*``
+    The environment of an Airflow deployment on 127.0.0.1: this process's environment without any ``AIRFLOW*``
     variable, plus the testing kit's isolated home (SQLite ``home/airflow.db``, the DAGs folder, no examples:
     :func:`airflow_provider_dify.testing.airflow_home.isolated_environment`) and what a deployment of
-    processes needs on top (LocalExecutor, DAGs unpaused at creation, simple auth with everyone an admin, fresh
-    secrets, free log-server ports).
+    processes needs on top (LocalExecutor on Airflow 3, DAGs unpaused at creation, simple auth with everyone an
+    admin, fresh secrets, free log-server ports).
 
     :param home: ``AIRFLOW_HOME``; the metadata DB is ``home/airflow.db``.
     :param dags_folder: The DAGs folder.
@@ -363,9 +381,12 @@ def airflow_environment(home: Path, dags_folder: Path, api_port: int, parallelis
 
     env = {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW", "_AIRFLOW"))}
     env.update(isolated_environment(home, dags_folder))
+    # Executors start `airflow ...` by name (Airflow 2's SequentialExecutor: `airflow tasks run`): this one's.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    if AIRFLOW_V_3_0_PLUS:  # Airflow 2 refuses the LocalExecutor on SQLite: the isolated home's SequentialExecutor
+        env["AIRFLOW__CORE__EXECUTOR"] = "LocalExecutor"
     env.update(
         {
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": str(parallelism),
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",

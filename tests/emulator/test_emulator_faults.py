@@ -132,6 +132,28 @@ def test_counters(client, emu: DifyEmulator) -> None:
     assert len(emu.datasets()) == 1  # the state is kept
 
 
+def test_calls_keep_request_bodies_but_not_uploaded_files(client, emu: DifyEmulator) -> None:
+    dataset_id = client.dataset()
+    text = {"name": "a.txt", "text": "first text", "indexing_technique": "economy"}
+    text["process_rule"] = {"mode": "automatic"}
+    assert client.post(f"/datasets/{dataset_id}/document/create-by-text", json=text).status_code == 200
+    upload = client.post(
+        f"/datasets/{dataset_id}/document/create-by-file",
+        data={"data": json.dumps({"indexing_technique": "economy", "process_rule": {"mode": "automatic"}})},
+        files={"file": ("b.txt", b"file bytes", "text/plain")},
+    )
+    assert upload.status_code == 200
+    client.get(f"/datasets/{dataset_id}")
+    emu.fail_next(status=502)
+    assert client.post(f"/datasets/{dataset_id}/document/create-by-text", json=text).status_code == 502
+    create_dataset, by_text, by_file, get, refused = emu.calls
+    assert create_dataset.json() == {"name": "kb", "indexing_technique": "economy"}
+    assert by_text.json() == text  # the body as sent, in the order answered
+    assert by_file.body == b"" and by_file.json() is None  # the upload's parts are not kept
+    assert get.body == b"" and refused.body == b""  # refused before it was read
+    assert "first text" not in repr(by_text)
+
+
 def test_reset_clears_state_faults_and_knobs(client, emu: DifyEmulator) -> None:
     client.dataset()
     emu.configure(indexing_seconds=9, rate_limit_per_minute=1)

@@ -5,7 +5,8 @@ date, in a random order, in waves of one to three DAG runs at once (threads, as 
 them), each retried like a task with ``retries=2``. A versioned sync runs one task instance at a time
 (``max_active_tis_per_dag=1``, the operator's default with ``version_field``): the runs of a wave queue on it in
 whatever order the threads reach it, as task instances queue in Airflow. Every trial must end exact: each
-record's newest version once, live, with its text and version; nothing that the newest version deleted live.
+record's newest version once, live, with its text and version; nothing that the newest version deleted live; and
+on the way no record written a version older than one Dify held (:mod:`tests.change_feed_checks`).
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.sdk import AirflowException
 
-from airflow_provider_dify.operators._content import metadata_values
 from airflow_provider_dify.operators.sync import DifySyncDocumentsOperator
-from airflow_provider_dify.operators.sync._versions import VERSION_FIELD, parse_version
 from bench.environment import minimal_context
+from tests.change_feed_checks import SourceRow, assert_newest_versions, assert_no_write_older_than_held
 from tests.sync.test_overlap import _operator_thread
 
 pytestmark = pytest.mark.dify_emulator(indexing_seconds=0.01, queue_pickup_seconds=0.0, status_change_seconds=0.0)
@@ -48,17 +48,6 @@ def change_log(rng: random.Random, seed: int) -> dict[int, list[dict[str, Any]]]
                     }
                 )
     return log
-
-
-def newest(log: dict[int, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
-    """Each record's newest row by its version, by document name."""
-    latest: dict[str, dict[str, Any]] = {}
-    for rows in log.values():
-        for row in rows:
-            name = f"note-{row['note_id']}"
-            if name not in latest or parse_version(row["updated_at"]) > parse_version(latest[name]["updated_at"]):
-                latest[name] = row
-    return latest
 
 
 def run_date(dataset_id: str, rows: list[dict[str, Any]], stale: list[int], slot: threading.Lock) -> None:
@@ -119,15 +108,10 @@ def test_runs_in_any_order_and_overlap_end_with_the_newest_versions(dify_emulato
         dify_emulator.wait_for_indexing()
     assert len(stale) == DAYS, f"a run failed for good (waves {waves})"
 
-    documents = dify_emulator.documents(dataset_id)
-    live: dict[str, list[dict[str, Any]]] = {}
-    for document in documents:
-        if document.get("enabled", True) and not document.get("archived"):
-            live.setdefault(document["name"], []).append(document)
-    expected = newest(log)
-    wanted = {name: row for name, row in expected.items() if not row["is_deleted"]}
-    assert sorted(live) == sorted(wanted), f"waves {waves}"
-    for name, row in wanted.items():
-        (document,) = live[name]  # exactly once
-        assert document["text"] == row["body"], f"{name}: waves {waves}"
-        assert metadata_values(document)[VERSION_FIELD] == parse_version(row["updated_at"]).text
+    rows = [
+        SourceRow(f"note-{row['note_id']}", None if row["is_deleted"] else row["body"], row["updated_at"])
+        for day_rows in log.values()
+        for row in day_rows
+    ]
+    assert_newest_versions(dify_emulator, dataset_id, rows)
+    assert_no_write_older_than_held(dify_emulator, dataset_id, rows)
