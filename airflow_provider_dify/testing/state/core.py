@@ -38,8 +38,23 @@ def new_id() -> str:
 
 
 def like_pattern(keyword: str) -> re.Pattern[str]:
-    """The regular expression of SQL ``LIKE '%<keyword>%'``: ``%`` any run of characters, ``_`` any one."""
-    parts = (".*" if char == "%" else "." if char == "_" else re.escape(char) for char in keyword)
+    """
+    Dify's document-name filter: ``name LIKE '%<keyword>%'``, the keyword put in unescaped, as PostgreSQL reads
+    it: ``%`` any run of characters, ``_`` any one, a backslash (the default escape character) takes the next
+    character literally, so a keyword ending in a backslash escapes the closing ``%``. Match it with
+    ``fullmatch``: LIKE matches the whole name.
+    """
+    pattern = f"%{keyword}%"
+    parts: list[str] = []
+    index = 0
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\" and index + 1 < len(pattern):
+            parts.append(re.escape(pattern[index + 1]))
+            index += 2
+            continue
+        parts.append(".*" if char == "%" else "." if char == "_" else re.escape(char))
+        index += 1
     return re.compile("".join(parts), re.DOTALL)
 
 

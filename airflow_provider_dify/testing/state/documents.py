@@ -308,7 +308,7 @@ class DocumentStore(StateCore):
         docs: Iterable[Document] = reversed(ds.documents.values())
         if keyword:
             pattern = like_pattern(keyword)
-            docs = (d for d in docs if pattern.search(d.name))
+            docs = (d for d in docs if pattern.fullmatch(d.name))
         if status:
             docs = (d for d in docs if d.display_status(now) == status)
         return list(docs)
