@@ -549,7 +549,9 @@ class DifyHook(BaseHook):
 
     def find_documents_by_name(self, dataset_id: str, name: str) -> list[JsonDict]:
         """Documents named exactly ``name``, newest first (Dify's keyword filter is a substring match)."""
-        return [doc for doc in self.iter_documents(dataset_id, keyword=name) if doc.get("name") == name]
+        return [
+            doc for doc in self.iter_documents(dataset_id, keyword=ops.like_literal(name)) if doc.get("name") == name
+        ]
 
     def get_document(self, dataset_id: str, document_id: str, *, metadata: ops.MetadataMode = "all") -> JsonDict:
         """One document in detail; ``metadata`` is ``all``, ``only`` or ``without``."""

@@ -548,9 +548,23 @@ def list_documents(
     keyword: str | None = None,
     status: str | None = None,
 ) -> ApiRequest:
-    """``GET /datasets/{id}/documents``, newest first. ``has_more`` only means the page is full."""
+    """
+    ``GET /datasets/{id}/documents``, newest first. ``has_more`` only means the page is full.
+
+    Dify filters names with ``name LIKE '%<keyword>%'``, the keyword unescaped: ``%`` and ``_`` are wildcards and
+    a backslash escapes. Pass :func:`like_literal` of a text to find names that contain exactly that text.
+    """
     params = _query(page=_page(page), limit=_page_size(limit), keyword=keyword, status=status)
     return ApiRequest("list_documents", "GET", f"{_ds(dataset_id)}/documents", params=params)
+
+
+def like_literal(text: str) -> str:
+    """
+    ``text`` as the document list's ``keyword`` that matches it literally: ``\\``, ``%`` and ``_`` escaped with a
+    backslash, the escape character of Dify's ``LIKE`` (PostgreSQL's and MySQL's default). Without it a name
+    holding a backslash is never found (``a\\b`` matches ``ab``) and ``_`` or ``%`` match other names too.
+    """
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def get_document(dataset_id: str, document_id: str, *, metadata: MetadataMode = "all") -> ApiRequest:

@@ -247,6 +247,25 @@ def test_document_keyword_is_sql_like(client, emu: DifyEmulator) -> None:
     assert names("Note") == ["Note-1"]  # case-sensitive, as PostgreSQL's LIKE
 
 
+def test_document_keyword_escapes_with_a_backslash(client, emu: DifyEmulator) -> None:
+    """A backslash is LIKE's escape character in PostgreSQL (Dify passes the keyword unescaped): ``\\_`` is a
+    literal ``_``, ``\\\\`` a literal backslash, and a lone ``\\`` takes the next character (a trailing one the
+    closing ``%``)."""
+    dataset_id = client.dataset()
+    for name in ("a\\b", "ab", "note_1", "note-1", "50% off", "sale%"):
+        emu.create_document(dataset_id, name, TEXT)
+
+    def names(keyword: str) -> list[str]:
+        found = client.get(f"/datasets/{dataset_id}/documents", params={"keyword": keyword, "limit": 100}).json()
+        return sorted(document["name"] for document in found["data"])
+
+    assert names("a\\b") == ["ab"]  # the backslash escapes b: a name holding a backslash is not found so
+    assert names("a\\\\b") == ["a\\b"]
+    assert names("note\\_1") == ["note_1"]
+    assert names("50\\%") == ["50% off"]
+    assert names("sale\\") == ["sale%"]  # the closing % escaped: names ending in "sale%"
+
+
 def test_list_documents_filters_and_has_more(client, emu: DifyEmulator) -> None:
     dataset_id = client.dataset()
     for index in range(3):

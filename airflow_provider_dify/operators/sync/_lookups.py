@@ -1,7 +1,8 @@
 """Finding a run's documents by what it changes: exact-name lookups when they read less than the listing.
 
-Dify's document list filters names with ``keyword`` (``LIKE '%keyword%'``); a name is looked up that way and
-matched exactly afterwards. The first list page's ``total`` tells how many pages the listing would read.
+Dify's document list filters names with ``keyword`` (``LIKE '%keyword%'``); a name is looked up that way, escaped
+(:func:`~airflow_provider_dify.hooks.operations.like_literal`), and matched exactly afterwards. The first list
+page's ``total`` tells how many pages the listing would read.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import logging
 import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+
+from airflow_provider_dify.hooks.operations import like_literal
 
 if TYPE_CHECKING:
     from airflow_provider_dify.hooks.dify import DifyHook
@@ -47,7 +50,7 @@ def find_documents(
     found: list[dict[str, Any]] = []
     spent = 0
     for index, name in enumerate(unique):
-        first = hook.list_documents(dataset_id, page=1, limit=PAGE_SIZE, keyword=name) or {}
+        first = hook.list_documents(dataset_id, page=1, limit=PAGE_SIZE, keyword=like_literal(name)) or {}
         spent += 1
         matches = int(first.get("total") or 0)
         if matches <= PAGE_SIZE:

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_dify.hooks.operations import like_literal
 from airflow_provider_dify.operators._base import (
     bad_arguments_fail_the_task,
     check_string,
@@ -223,7 +224,7 @@ class DifySyncDocumentsOperator(RecordSyncOperator):
         options = self._document_options(dataset)
         # With a scope and delete_missing the whole knowledge base is listed: a member renamed by hand is found by
         # its scope value. Otherwise the name prefix narrows the listing.
-        keyword = None if scope is not None and self.delete_missing else self.name_prefix or None
+        keyword = None if scope is not None and self.delete_missing else like_literal(self.name_prefix or "") or None
         # Without delete_missing only the records' own documents matter: found by name when that reads less.
         names = (
             [record.name for record in rendered]
