@@ -137,3 +137,50 @@ def test_a_dify_outlet_that_is_not_the_knowledge_base_written_gets_no_event(
     captured = capfd.readouterr()
     logged = captured.out + captured.err + caplog.text
     assert f"outlets: {other.uri} is not the knowledge base this task wrote" in logged
+
+
+@pytest.mark.dify_emulator(indexing_seconds=0.3)
+def test_a_declared_knowledge_base_of_a_deferred_sync_gets_its_event_when_the_task_resumes(
+    dify_emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sync waits for indexing in the triggerer and reports when it resumes, in a task built anew: the change
+    is still the declared outlet's event; an unchanged re-run records none."""
+    from airflow.providers.common.compat.sdk import DAG
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+
+    from airflow_provider_dify.assets import knowledge_base_asset
+    from airflow_provider_dify.operators.sync import DifySyncDocumentsOperator
+    from tests.indexing.test_sensor_dags import _trigger_groups
+    from tests.sync.test_asset_events import asset_events
+
+    triggers = _trigger_groups(monkeypatch, 500)
+    dataset_id = dify_emulator.create_dataset("kb-declared-deferred", indexing_technique="economy")["id"]
+    asset = knowledge_base_asset(dataset_id, host=dify_emulator.url)
+
+    def run() -> Any:
+        with DAG("asset_declared_deferred", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
+            DifySyncDocumentsOperator(
+                task_id="sync",
+                dataset_id=dataset_id,
+                records=[{"sku": "A-1", "text": "A grinder."}, {"sku": "A-2", "text": "A kettle."}],
+                key_field="sku",
+                text_template="{{ text }}",
+                scope="test:deferred",
+                wait_for_indexing=True,
+                deferrable=True,
+                poll_interval=0.05,
+                outlets=[asset],
+            )
+        if not AIRFLOW_V_3_0_PLUS:
+            dag.sync_to_db()
+        dag_run = run_dag(dag)
+        assert task_state(dag_run, "sync") == "success"
+        return dag_run
+
+    first = run()
+    assert xcom_value(first, "sync")["counts"]["created"] == 2
+    assert triggers, "the sync did not defer"
+    assert [(task, extra["created"]) for task, extra in asset_events(asset.uri)] == [("sync", 2)]
+    again = run()
+    assert xcom_value(again, "sync")["counts"]["unchanged"] == 2
+    assert len(asset_events(asset.uri)) == 1
