@@ -146,7 +146,8 @@ class KnowledgeBaseLineageMixin:
     manifest.
 
     :param asset_alias: the name of the asset alias the knowledge base's asset events go through (default
-        ``dify:<dify_conn_id>``, :func:`~airflow_provider_dify.assets.knowledge_base_alias`).
+        ``dify:<dify_conn_id>``, :func:`~airflow_provider_dify.assets.knowledge_base_alias`), unless the
+        operator's ``outlets`` name the knowledge base it wrote: then the event is that outlet's own.
     """
 
     def __init__(self, *, asset_alias: str | None = None, **kwargs: Any) -> None:
