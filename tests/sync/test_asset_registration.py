@@ -184,3 +184,34 @@ def test_a_declared_knowledge_base_of_a_deferred_sync_gets_its_event_when_the_ta
     again = run()
     assert xcom_value(again, "sync")["counts"]["unchanged"] == 2
     assert len(asset_events(asset.uri)) == 1
+
+
+def test_airflow_3_records_no_outlet_event_for_an_asset_no_parsed_dag_names(
+    dify_emulator: Any, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Why a knowledge base known only at run time goes through the alias (docs/assets.md, "Which events are
+    quiet, and which race"): an outlet added while the task runs, for an asset no parsed DAG names, gets
+    Airflow 3.3's "inactive assets" warning and no event. The alias is the only way a task can make one."""
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+
+    if not AIRFLOW_V_3_0_PLUS:
+        pytest.skip("Airflow 3's outlet events")
+    from airflow.providers.standard.operators.python import PythonOperator
+    from airflow.sdk import DAG
+
+    from airflow_provider_dify.assets import knowledge_base_asset
+    from tests.sync.test_asset_events import asset_events
+
+    asset = knowledge_base_asset(dify_emulator.create_dataset("kb-runtime-outlet")["id"], host=dify_emulator.url)
+
+    def report(**context: Any) -> None:
+        context["task"].outlets = [*context["task"].outlets, asset]
+        context["outlet_events"][asset].extra = {"created": 1}
+
+    with DAG("asset_runtime_outlet", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
+        PythonOperator(task_id="report", python_callable=report)
+    dag_run = run_dag(dag)
+    assert task_state(dag_run, "report") == "success"
+    assert asset_events(asset.uri) == []
+    captured = capfd.readouterr()
+    assert "Task has inactive assets" in captured.out + captured.err + caplog.text
