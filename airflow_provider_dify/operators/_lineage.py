@@ -3,11 +3,19 @@
 :class:`KnowledgeBaseLineageMixin` gives an operator
 
 * an outlet :func:`~airflow_provider_dify.assets.knowledge_base_alias` (an ``AssetAlias``; ``DatasetAlias`` on
-  2.11), declared when the DAG is built. The knowledge base is known only when the task runs (its id may come
-  from XCom or a name lookup), so the operator adds the knowledge base's asset to the alias at run time, with
+  2.11), declared when the DAG is built. When the knowledge base is known only when the task runs (its id may
+  come from XCom or a name lookup), the operator adds the knowledge base's asset to the alias at run time, with
   the counts in the event's ``extra``, and only when it changed something: a run that wrote nothing emits no
   event, and DAGs scheduled on the asset (or on the alias) are not woken. A retry emits even when it found
   nothing to write (``extra["retry"]``): the failed try before it may have written, and its event was lost;
+* a declared knowledge base: when the task's ``outlets`` name the ``dify://`` asset of the knowledge base it
+  wrote (``outlets=[knowledge_base_asset(dataset_id, host=...)]``), the change is that outlet's own event, not
+  an alias event. A parsed DAG registered the asset, so Airflow 3 has it (active) before its first event: no
+  "not found" or "inactive" warning, and no insert that tasks finishing at once could race on (Airflow creates
+  an asset, and links it to an alias, on the first event through an alias). A run that changed nothing drops
+  the asset from the task's outlets, so Airflow records no event (it records one for each outlet asset of a
+  successful task). A ``dify://`` outlet that is not the knowledge base written is dropped with a warning:
+  its event would say that a knowledge base changed that the task did not write;
 * ``get_openlineage_facets_on_complete``: the knowledge base as the output dataset, with a
   ``difyKnowledgeBaseWrite`` facet saying what was written, and the operator's inputs
   (:meth:`KnowledgeBaseLineageMixin.openlineage_inputs`: the SQL tables or the object storage prefix of a sync).
@@ -138,7 +146,8 @@ class KnowledgeBaseLineageMixin:
     manifest.
 
     :param asset_alias: the name of the asset alias the knowledge base's asset events go through (default
-        ``dify:<dify_conn_id>``, :func:`~airflow_provider_dify.assets.knowledge_base_alias`).
+        ``dify:<dify_conn_id>``, :func:`~airflow_provider_dify.assets.knowledge_base_alias`), unless the
+        operator's ``outlets`` name the knowledge base it wrote: then the event is that outlet's own.
     """
 
     def __init__(self, *, asset_alias: str | None = None, **kwargs: Any) -> None:
@@ -175,14 +184,56 @@ class KnowledgeBaseLineageMixin:
             changed = True
             extra["retry"] = True
         self._knowledge_base_written = {"host": host, "dataset_id": str(dataset_id), "extra": extra}
+        declared = self._declared_outlet(asset.uri)
         if not changed:
+            if declared is not None:  # Airflow records an event for every outlet asset of a successful task
+                self.outlets = [outlet for outlet in self.outlets if outlet is not declared]
             self.log.info("Knowledge base %s unchanged: no asset event", dataset_id)  # type: ignore[attr-defined]
             return manifest
         outlet_events = context.get("outlet_events")  # absent when execute() is called outside a task run
-        if outlet_events is not None and _alias_registered(self.asset_alias, self.log):  # type: ignore[attr-defined]
+        if outlet_events is None:
+            return manifest
+        if declared is not None:
+            outlet_events[declared].extra = extra
+            self.log.info("Knowledge base %s changed: asset event %s %s", dataset_id, declared.uri, counts)  # type: ignore[attr-defined]
+        elif _alias_registered(self.asset_alias, self.log):  # type: ignore[attr-defined]
             outlet_events[AssetAlias(name=self.asset_alias)].add(asset, extra=extra)
             self.log.info("Knowledge base %s changed: asset event %s %s", dataset_id, asset.uri, counts)  # type: ignore[attr-defined]
         return manifest
+
+    def _declared_outlet(self, written_uri: str) -> Any:
+        """
+        The outlet that names the knowledge base written (``written_uri``), or ``None``.
+
+        Drops the other ``dify://`` outlets from the task's outlets, with a warning: their events would tell of
+        a change to a knowledge base this task did not write.
+        """
+        from airflow.providers.common.compat.sdk import Asset
+
+        from airflow_provider_dify.assets import SCHEME, split_uri
+
+        declared, others = None, []
+        for outlet in self.outlets:
+            uri = getattr(outlet, "uri", None) if isinstance(outlet, Asset) else None
+            if not isinstance(uri, str) or not uri.startswith(f"{SCHEME}://"):
+                continue
+            try:
+                names_written = split_uri(uri) == split_uri(written_uri)
+            except ValueError:  # a malformed dify:// URI (kept as written on 2.11): not this knowledge base
+                names_written = False
+            if names_written and declared is None:
+                declared = outlet
+            else:
+                others.append(outlet)
+        if others:
+            self.log.warning(  # type: ignore[attr-defined]
+                "outlets: %s is not the knowledge base this task wrote (%s): no asset event for it. Declare"
+                " the knowledge base the task writes: knowledge_base_asset(<its id>, host=<the connection's host>).",
+                ", ".join(str(outlet.uri) for outlet in others),
+                written_uri,
+            )
+            self.outlets = [outlet for outlet in self.outlets if not any(outlet is other for other in others)]
+        return declared
 
     def openlineage_inputs(self) -> list[Any]:
         """

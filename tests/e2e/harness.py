@@ -410,7 +410,8 @@ def asset_consumer_dag(dag_id: str, dataset_id: str, host: str) -> str:
 
     Put it in the producer's DAG file: parsing the file then registers the asset in Airflow's database, so the
     producer's first asset events (several tasks finishing at once) do not race to create it (docs/assets.md,
-    "Overlapping first events"). The file must import ``datetime``, ``DAG``, ``task`` and ``knowledge_base_asset``.
+    "Which events are quiet, and which race"). The file must import ``datetime``, ``DAG``, ``task`` and
+    ``knowledge_base_asset``.
 
     :param dag_id: The consumer DAG's id.
     :param dataset_id: The knowledge base's id.
@@ -430,8 +431,10 @@ def alias_link_task(dataset_id: str, host: str, task_id: str = "link_alias") -> 
 
     Airflow links an alias to an asset on the first event through it; several tasks sending that first event at
     once race on SQLite's unique key (``asset_alias_asset``) and the losers are marked failed after they
-    succeeded (docs/assets.md, "Overlapping first events"). Running this task once before they start makes the
-    link. The file must import ``task``, ``knowledge_base_alias`` and ``knowledge_base_asset``.
+    succeeded (docs/assets.md, "Which events are quiet, and which race"). Running this task once before they
+    start makes the link; writing tasks that declare the knowledge base in their ``outlets`` need none
+    (tests/e2e/test_mapped_first_events.py). The file must import ``task``, ``knowledge_base_alias`` and
+    ``knowledge_base_asset``.
 
     :param dataset_id: The knowledge base's id.
     :param host: The Dify host the asset names (the emulator's URL).

@@ -1,7 +1,7 @@
-"""A knowledge base that a parsed DAG names is registered before its first asset event, so Airflow 3.3 logs
-no "AssetModel ... not found" or "inactive AssetModel" warning when a writing operator reports it through the
-alias (docs/assets.md, "Airflow's warnings about a new knowledge base's first events"). Without it, both
-lines appear: the test shows what the recipe avoids."""
+"""How Airflow 3.3 takes a knowledge base's first asset events (docs/assets.md, "Which events are quiet, and which
+race"): through the alias, a knowledge base no parsed DAG names makes Airflow log "AssetModel ... not found" and
+"inactive AssetModel", and one that a parsed DAG names (here in ``inlets``) does not; declared in the writing task's
+``outlets``, its changes are the outlet's own events, quiet, and an unchanged run records none (2.11 too)."""
 
 from __future__ import annotations
 
@@ -50,3 +50,168 @@ def test_a_knowledge_base_named_in_the_dag_gets_its_events_without_warnings(
     assert "changed: asset event" in logged
     found = [warning for warning in WARNINGS if warning in logged]
     assert found == ([] if named_in_the_dag else list(WARNINGS))
+
+
+def _chunk_sync(dataset_id: str, text: str, outlets: list[Any]) -> Any:
+    from airflow_provider_dify.operators.sync import DifySyncChunksOperator
+
+    return DifySyncChunksOperator(
+        task_id="chunks",
+        dataset_id=dataset_id,
+        records=[{"sku": "A-1", "text": text}],
+        key_field="sku",
+        text_template="{{ text }}",
+        document_name="products",
+        poll_interval=0.05,
+        outlets=outlets,
+    )
+
+
+def test_a_knowledge_base_declared_in_outlets_gets_its_own_events_quietly(
+    dify_emulator: Any, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The operator reports the change as the declared outlet's event (no alias, no warning); an unchanged run
+    drops the outlet, so Airflow records no event for it. On 2.11 too, once the DAG is in the metadata DB."""
+    from airflow.providers.common.compat.sdk import DAG
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+
+    from airflow_provider_dify.assets import knowledge_base_asset
+    from tests.sync.test_asset_events import asset_events
+
+    dataset_id = dify_emulator.create_dataset("kb-declared", indexing_technique="economy")["id"]
+    asset = knowledge_base_asset(dataset_id, host=dify_emulator.url)
+
+    def run(text: str) -> Any:
+        with DAG("asset_declared", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
+            _chunk_sync(dataset_id, text, [asset])
+        if not AIRFLOW_V_3_0_PLUS:
+            dag.sync_to_db()  # what the scheduler's parse does; 2.11's dag.test() does not
+        dag_run = run_dag(dag)
+        assert task_state(dag_run, "chunks") == "success"
+        return dag_run
+
+    first = run("A grinder with 40 settings.")
+    assert xcom_value(first, "chunks")["counts"]["added"] == 1
+    events = asset_events(asset.uri)
+    assert [(task, extra["granularity"], extra["created"]) for task, extra in events] == [("chunks", "chunks", 1)]
+    run("A grinder with 40 settings.")  # unchanged: no event, though the asset is an outlet
+    assert len(asset_events(asset.uri)) == 1
+    run("A grinder with 41 settings.")
+    assert [extra["created"] for _, extra in asset_events(asset.uri)] == [1, 1]
+    captured = capfd.readouterr()
+    logged = captured.out + captured.err + caplog.text
+    assert "changed: asset event" in logged
+    assert [warning for warning in (*WARNINGS, "inactive assets", "not found") if warning in logged] == []
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.models.asset import AssetEvent, AssetModel
+        from airflow.utils.session import create_session
+        from sqlalchemy import select
+
+        with create_session() as session:  # the outlet's own events: none went through the alias
+            query = select(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            events = session.scalars(query.where(AssetModel.uri == asset.uri)).all()
+            assert len(events) == 2 and [event.source_aliases for event in events] == [[], []]
+
+
+def test_a_dify_outlet_that_is_not_the_knowledge_base_written_gets_no_event(
+    dify_emulator: Any, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its event would tell of a change to a knowledge base the task did not write: dropped, with a warning;
+    the one written is reported through the alias as when nothing is declared."""
+    from airflow.providers.common.compat.sdk import DAG
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+
+    from airflow_provider_dify.assets import knowledge_base_asset, knowledge_base_uri
+    from tests.sync.test_asset_events import asset_events
+
+    written = dify_emulator.create_dataset("kb-written", indexing_technique="economy")["id"]
+    other = knowledge_base_asset(dify_emulator.create_dataset("kb-other")["id"], host=dify_emulator.url)
+    with DAG("asset_declared_other", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
+        _chunk_sync(written, "A kettle.", [other])
+    if not AIRFLOW_V_3_0_PLUS:
+        dag.sync_to_db()
+    dag_run = run_dag(dag)
+    assert task_state(dag_run, "chunks") == "success"
+    assert asset_events(other.uri) == []
+    assert [task for task, _ in asset_events(knowledge_base_uri(dify_emulator.url, written))] == ["chunks"]
+    captured = capfd.readouterr()
+    logged = captured.out + captured.err + caplog.text
+    assert f"outlets: {other.uri} is not the knowledge base this task wrote" in logged
+
+
+@pytest.mark.dify_emulator(indexing_seconds=0.3)
+def test_a_declared_knowledge_base_of_a_deferred_sync_gets_its_event_when_the_task_resumes(
+    dify_emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sync waits for indexing in the triggerer and reports when it resumes, in a task built anew: the change
+    is still the declared outlet's event; an unchanged re-run records none."""
+    from airflow.providers.common.compat.sdk import DAG
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+
+    from airflow_provider_dify.assets import knowledge_base_asset
+    from airflow_provider_dify.operators.sync import DifySyncDocumentsOperator
+    from tests.indexing.test_sensor_dags import _trigger_groups
+    from tests.sync.test_asset_events import asset_events
+
+    triggers = _trigger_groups(monkeypatch, 500)
+    dataset_id = dify_emulator.create_dataset("kb-declared-deferred", indexing_technique="economy")["id"]
+    asset = knowledge_base_asset(dataset_id, host=dify_emulator.url)
+
+    def run() -> Any:
+        with DAG("asset_declared_deferred", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
+            DifySyncDocumentsOperator(
+                task_id="sync",
+                dataset_id=dataset_id,
+                records=[{"sku": "A-1", "text": "A grinder."}, {"sku": "A-2", "text": "A kettle."}],
+                key_field="sku",
+                text_template="{{ text }}",
+                scope="test:deferred",
+                wait_for_indexing=True,
+                deferrable=True,
+                poll_interval=0.05,
+                outlets=[asset],
+            )
+        if not AIRFLOW_V_3_0_PLUS:
+            dag.sync_to_db()
+        dag_run = run_dag(dag)
+        assert task_state(dag_run, "sync") == "success"
+        return dag_run
+
+    first = run()
+    assert xcom_value(first, "sync")["counts"]["created"] == 2
+    assert triggers, "the sync did not defer"
+    assert [(task, extra["created"]) for task, extra in asset_events(asset.uri)] == [("sync", 2)]
+    again = run()
+    assert xcom_value(again, "sync")["counts"]["unchanged"] == 2
+    assert len(asset_events(asset.uri)) == 1
+
+
+def test_airflow_3_records_no_outlet_event_for_an_asset_no_parsed_dag_names(
+    dify_emulator: Any, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Why a knowledge base known only at run time goes through the alias (docs/assets.md, "Which events are
+    quiet, and which race"): an outlet added while the task runs, for an asset no parsed DAG names, gets
+    Airflow 3.3's "inactive assets" warning and no event. The alias is the only way a task can make one."""
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+
+    if not AIRFLOW_V_3_0_PLUS:
+        pytest.skip("Airflow 3's outlet events")
+    from airflow.providers.standard.operators.python import PythonOperator
+    from airflow.sdk import DAG
+
+    from airflow_provider_dify.assets import knowledge_base_asset
+    from tests.sync.test_asset_events import asset_events
+
+    asset = knowledge_base_asset(dify_emulator.create_dataset("kb-runtime-outlet")["id"], host=dify_emulator.url)
+
+    def report(**context: Any) -> None:
+        context["task"].outlets = [*context["task"].outlets, asset]
+        context["outlet_events"][asset].extra = {"created": 1}
+
+    with DAG("asset_runtime_outlet", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
+        PythonOperator(task_id="report", python_callable=report)
+    dag_run = run_dag(dag)
+    assert task_state(dag_run, "report") == "success"
+    assert asset_events(asset.uri) == []
+    captured = capfd.readouterr()
+    assert "Task has inactive assets" in captured.out + captured.err + caplog.text
