@@ -150,8 +150,7 @@ def render(results: Sequence[SectionResult], command: str, machine: dict[str, st
         "```",
         "make bench                                   # every section; rewrites docs/performance.md",
         ".venv/bin/python -m bench --quick            # smaller sizes; prints the report",
-        ".venv/bin/python -m bench --only upload      # one section: imports, calls, export, upload, waiting, pace,"
-        " retrieval, budget, scale, rss",
+        ".venv/bin/python -m bench --only upload      # one section: " + ", ".join(result.key for result in results),
         "```",
         "",
     ]
