@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import pytest
@@ -50,6 +51,13 @@ def test_report_renders_every_section() -> None:
     assert "| CPU | 2 cores |" in text
     assert "## A" in text and "| A | one |" in text
     assert "**Not measured:** the module is missing" in text and "not measured: the module is missing" in text
+    assert "# one section: a, b" in text  # the Reproduce block names the report's own sections
+
+
+def test_every_section_key_is_a_name_the_command_line_takes() -> None:
+    keys = {module.KEY for module in map(importlib.import_module, SECTIONS.values()) if hasattr(module, "KEY")}
+    for key in keys:
+        assert parse_args(["--only", key]).sections, key
 
 
 def test_command_line() -> None:
