@@ -27,7 +27,13 @@ def get_provider_info() -> dict[str, Any]:
             "handler": "airflow_provider_dify.assets.sanitize_uri",
             "factory": "airflow_provider_dify.assets.create_asset",
             "to_openlineage_converter": "airflow_provider_dify.assets.convert_asset_to_openlineage",
-        }
+        },
+        {
+            "schemes": ["dify-knowledge-base"],
+            "handler": "airflow_provider_dify.assets.sanitize_named_uri",
+            "factory": "airflow_provider_dify.assets.create_named_asset",
+            "to_openlineage_converter": "airflow_provider_dify.assets.convert_named_asset_to_openlineage",
+        },
     ]
     conn_fields: dict[str, Any] = {}
     for name, description in CONNECTION_EXTRAS.items():

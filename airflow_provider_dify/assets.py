@@ -10,8 +10,15 @@ Registered in the provider info (``asset-uris`` for Airflow 3, ``dataset-uris`` 
 * :func:`create_asset`: the factory (``create_asset(host=..., dataset_id=...)``), as hook-level lineage calls it;
 * :func:`convert_asset_to_openlineage`: the OpenLineage dataset of such an asset.
 
-For DAG authors: :func:`knowledge_base_asset` (the asset of a knowledge base by id, or by name through the API)
-and :func:`knowledge_base_alias` (the asset alias the writing operators report through). See docs/assets.md.
+A knowledge base a DAG names by a literal name is also the asset ``dify-knowledge-base://<connection id>/<name>``
+(the name percent-encoded): known when the DAG file is parsed, with no lookup, so a writing operator given
+``dataset_name="support-faq"`` declares it as its outlet and Airflow has the asset before the first event. Its
+handler, factory and converter are :func:`sanitize_named_uri`, :func:`create_named_asset` and
+:func:`convert_named_asset_to_openlineage`.
+
+For DAG authors: :func:`knowledge_base_asset` (the asset of a knowledge base by id, or by name through the API),
+:func:`knowledge_base_named` (the asset of a knowledge base by connection and name, no I/O) and
+:func:`knowledge_base_alias` (the asset alias for knowledge bases known only at run time). See docs/assets.md.
 
 Nothing here is imported when a DAG file is parsed unless the DAG uses it; it imports no HTTP client.
 """
@@ -20,7 +27,7 @@ from __future__ import annotations
 
 import uuid
 from typing import TYPE_CHECKING, Any
-from urllib.parse import SplitResult, urlsplit, urlunsplit
+from urllib.parse import SplitResult, quote, unquote, urlsplit, urlunsplit
 
 from airflow_provider_dify.hooks.connection import DEFAULT_CONN_ID
 
@@ -29,6 +36,8 @@ if TYPE_CHECKING:
 
 #: The URI scheme of Dify knowledge bases.
 SCHEME = "dify"
+#: The URI scheme of a knowledge base named by its connection and its name.
+NAMED_SCHEME = "dify-knowledge-base"
 #: The prefix of the default asset alias of the writing operators (followed by the Dify connection id).
 ALIAS_PREFIX = "dify:"
 _DEFAULT_PORTS = (80, 443)
@@ -97,6 +106,98 @@ def sanitize_uri(uri: SplitResult) -> SplitResult:
         query="",
         fragment="",
     )
+
+
+def _conn_id(value: Any) -> str:
+    """A Dify connection id as it goes into a named knowledge base's URI."""
+    text = unquote(str(value or "")).strip()
+    if not text or any(char in text for char in "/@:?#") or not text.isprintable():
+        raise ValueError(f"dify_conn_id: {value!r} is not an Airflow connection id (letters, digits, '_', '-', '.').")
+    return text
+
+
+def _knowledge_base_name(value: Any) -> str:
+    """A knowledge base name as Dify keeps it (checked, not altered)."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"dataset_name: {value!r} is not a knowledge base name (a non-empty string).")
+    return value
+
+
+def knowledge_base_named_uri(dify_conn_id: str, dataset_name: str) -> str:
+    """
+    The asset URI of a knowledge base named ``dataset_name`` in the workspace of connection ``dify_conn_id``:
+    ``dify-knowledge-base://<connection id>/<name, percent-encoded>``. No I/O.
+
+    :param dify_conn_id: the ``dify`` connection the writing operators use.
+    :param dataset_name: the knowledge base's exact name (Dify's names are unique in a workspace).
+    """
+    conn_id, name = quote(_conn_id(dify_conn_id), safe=""), quote(_knowledge_base_name(dataset_name), safe="")
+    return f"{NAMED_SCHEME}://{conn_id}/{name}"
+
+
+def sanitize_named_uri(uri: SplitResult) -> SplitResult:
+    """
+    Normalise a ``dify-knowledge-base://`` URI (Airflow's ``asset-uris`` handler): the name percent-encoded
+    one way, no query or fragment.
+
+    :raises ValueError: when the URI is not ``dify-knowledge-base://<connection id>/<name>``.
+    """
+    conn_id, name = _split_named(uri)
+    clean = urlsplit(knowledge_base_named_uri(conn_id, name))
+    return SplitResult(scheme=NAMED_SCHEME, netloc=clean.netloc, path=clean.path, query="", fragment="")
+
+
+def _split_named(uri: SplitResult) -> tuple[str, str]:
+    path = uri.path[1:] if uri.path.startswith("/") else uri.path
+    if not uri.netloc or not path or "/" in path:
+        raise ValueError(
+            "A dify-knowledge-base:// URI is dify-knowledge-base://<connection id>/<knowledge base name>, with the"
+            f" name percent-encoded (a '/' as %2F); got {urlunsplit(uri)!r}."
+        )
+    return _conn_id(uri.netloc), _knowledge_base_name(unquote(path))
+
+
+def split_named_uri(uri: str) -> tuple[str, str]:
+    """``(connection id, knowledge base name)`` of a ``dify-knowledge-base://`` URI."""
+    parts = urlsplit(uri)
+    if parts.scheme != NAMED_SCHEME:
+        raise ValueError(f"Not a {NAMED_SCHEME}:// URI: {uri!r}.")
+    return _split_named(parts)
+
+
+def create_named_asset(*, dify_conn_id: str, dataset_name: str, extra: dict[str, Any] | None = None) -> Any:
+    """
+    The asset (a ``Dataset`` on Airflow 2.11) of a knowledge base by connection and name: Airflow's
+    ``asset-uris`` factory of the ``dify-knowledge-base`` scheme.
+
+    :param dify_conn_id: the ``dify`` connection.
+    :param dataset_name: the knowledge base's exact name.
+    :param extra: the asset's extra (not the event's).
+    """
+    return _asset_class()(uri=knowledge_base_named_uri(dify_conn_id, dataset_name), extra=extra)
+
+
+def knowledge_base_named(dataset_name: str, dify_conn_id: str = DEFAULT_CONN_ID) -> Any:
+    """
+    The asset of the knowledge base named ``dataset_name``, for ``schedule=`` or ``outlets=``: no I/O, so it
+    belongs in a DAG file.
+
+    A writing operator given a literal ``dataset_name`` (``name`` for ``DifyCreateDatasetOperator``) declares
+    this asset as its outlet by itself, and its events go to it; schedule a consumer on the same call.
+
+    :param dataset_name: the knowledge base's exact name.
+    :param dify_conn_id: the ``dify`` connection the writing operators use (default ``dify_default``).
+    """
+    return create_named_asset(dify_conn_id=dify_conn_id, dataset_name=dataset_name)
+
+
+def convert_named_asset_to_openlineage(asset: Any, lineage_context: Any = None) -> OpenLineageDataset:
+    """The OpenLineage dataset of a ``dify-knowledge-base://`` asset: namespace ``dify-knowledge-base://<connection
+    id>``, name the knowledge base's name (the operators themselves report the knowledge base by host and id)."""
+    from airflow.providers.common.compat.openlineage.facet import Dataset as OpenLineageDataset
+
+    conn_id, name = split_named_uri(asset.uri)
+    return OpenLineageDataset(namespace=f"{NAMED_SCHEME}://{conn_id}", name=name)
 
 
 def _asset_class() -> type:

@@ -29,7 +29,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_dify.assets import default_alias_name
+from airflow_provider_dify.assets import NAMED_SCHEME, SCHEME, default_alias_name, knowledge_base_named
+from airflow_provider_dify.hooks.connection import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -138,6 +139,52 @@ def _alias_registered(name: str, log: Any) -> bool:
     return False
 
 
+def _is_literal(value: Any) -> bool:
+    """Whether an argument is a plain string as written in the DAG file (no Jinja, no XCom)."""
+    return isinstance(value, str) and bool(value.strip()) and not any(mark in value for mark in ("{{", "{%", "{#"))
+
+
+def _partial_conn_id(kwargs: Mapping[str, Any]) -> Any:
+    """The Dify connection id of a ``partial()``: its argument, its or the DAG's ``default_args``, the default."""
+    if "dify_conn_id" in kwargs:
+        return kwargs["dify_conn_id"]
+    default_args = kwargs.get("default_args") or {}
+    if "dify_conn_id" in default_args:
+        return default_args["dify_conn_id"]
+    try:
+        from airflow.sdk.definitions._internal.contextmanager import DagContext
+
+        current = DagContext.get_current
+    except ImportError:  # Airflow 2
+        from airflow.models.dag import DagContext  # type: ignore[no-redef,attr-defined]
+
+        current = DagContext.get_current_dag
+    dag = kwargs.get("dag") or current()
+    return (getattr(dag, "default_args", None) or {}).get("dify_conn_id", DEFAULT_CONN_ID)
+
+
+def _is_dify_outlet(outlet: Any) -> bool:
+    uri = getattr(outlet, "uri", None)
+    return isinstance(uri, str) and uri.startswith((f"{SCHEME}://", f"{NAMED_SCHEME}://"))
+
+
+def parse_time_asset(conn_id: Any, dataset_name: Any, dataset_id: Any, outlets: Any) -> Any:
+    """
+    The named asset a writing operator declares when the DAG file names its knowledge base: ``None`` unless
+    ``dataset_name`` and ``conn_id`` are plain strings, ``dataset_id`` is not given, and ``outlets`` declare no
+    ``dify://`` or ``dify-knowledge-base://`` asset (then the DAG author chose).
+    """
+    if dataset_id is not None or not _is_literal(dataset_name) or not _is_literal(conn_id):
+        return None
+    listed = outlets if isinstance(outlets, (list, tuple)) else [] if outlets is None else [outlets]
+    if any(_is_dify_outlet(outlet) for outlet in listed):
+        return None
+    try:
+        return knowledge_base_named(dataset_name, conn_id)
+    except ValueError:  # not a name the operator will accept either: its own check says why
+        return None
+
+
 class KnowledgeBaseLineageMixin:
     """
     Report the knowledge base an operator wrote: an asset event when it changed, and OpenLineage facets.
@@ -150,13 +197,48 @@ class KnowledgeBaseLineageMixin:
         operator's ``outlets`` name the knowledge base it wrote: then the event is that outlet's own.
     """
 
+    #: The argument that names the knowledge base (``name`` for ``DifyCreateDatasetOperator``).
+    knowledge_base_name_argument: str = "dataset_name"
+
     def __init__(self, *, asset_alias: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         from airflow.providers.common.compat.sdk import AssetAlias
 
+        self._asset_alias_given = asset_alias is not None
         self.asset_alias = asset_alias or default_alias_name(self.dify_conn_id)  # type: ignore[attr-defined]
         self.outlets = [*(self.outlets or []), AssetAlias(name=self.asset_alias)]
         self._knowledge_base_written: dict[str, Any] | None = None
+
+    def declare_knowledge_base(self, *, dataset_name: Any, dataset_id: Any = None) -> None:
+        """
+        Declare the knowledge base's named asset as an outlet when the DAG file names it literally.
+
+        Called by each operator's ``__init__`` once it has its arguments. Adds
+        :func:`~airflow_provider_dify.assets.knowledge_base_named` of ``dataset_name`` to the outlets when the name
+        is a plain string (no Jinja), no ``dataset_id`` is given, no ``dify://`` or ``dify-knowledge-base://``
+        outlet is declared and no ``asset_alias`` was given. A mapped task gets it from :meth:`partial` instead.
+        """
+        if self._asset_alias_given or getattr(self, "_BaseOperator__from_mapped", False):
+            return
+        named = parse_time_asset(self.dify_conn_id, dataset_name, dataset_id, self.outlets)  # type: ignore[attr-defined]
+        if named is not None:
+            self.outlets = [named, *self.outlets]
+
+    @classmethod
+    def partial(cls, **kwargs: Any) -> Any:
+        """``BaseOperator.partial``, declaring the named asset of a knowledge base named in ``partial()``."""
+        if kwargs.get("asset_alias") is None:
+            named = parse_time_asset(
+                _partial_conn_id(kwargs),
+                kwargs.get(cls.knowledge_base_name_argument),
+                kwargs.get("dataset_id"),
+                kwargs.get("outlets"),
+            )
+            if named is not None:
+                outlets = kwargs.get("outlets")
+                listed = list(outlets) if isinstance(outlets, (list, tuple)) else [] if outlets is None else [outlets]
+                kwargs["outlets"] = [named, *listed]
+        return super().partial(**kwargs)  # type: ignore[misc]
 
     def report_knowledge_base(self, context: Context, manifest: dict[str, Any]) -> dict[str, Any]:
         """
@@ -184,53 +266,57 @@ class KnowledgeBaseLineageMixin:
             changed = True
             extra["retry"] = True
         self._knowledge_base_written = {"host": host, "dataset_id": str(dataset_id), "extra": extra}
-        declared = self._declared_outlet(asset.uri)
+        declared = self._declared_outlets(asset.uri, manifest.get("dataset_name"))
         if not changed:
-            if declared is not None:  # Airflow records an event for every outlet asset of a successful task
-                self.outlets = [outlet for outlet in self.outlets if outlet is not declared]
+            if declared:  # Airflow records an event for every outlet asset of a successful task
+                self.outlets = [outlet for outlet in self.outlets if not any(outlet is d for d in declared)]
             self.log.info("Knowledge base %s unchanged: no asset event", dataset_id)  # type: ignore[attr-defined]
             return manifest
         outlet_events = context.get("outlet_events")  # absent when execute() is called outside a task run
         if outlet_events is None:
             return manifest
-        if declared is not None:
-            outlet_events[declared].extra = extra
-            self.log.info("Knowledge base %s changed: asset event %s %s", dataset_id, declared.uri, counts)  # type: ignore[attr-defined]
+        if declared:
+            for outlet in declared:
+                outlet_events[outlet].extra = extra
+            uris = ", ".join(str(outlet.uri) for outlet in declared)
+            self.log.info("Knowledge base %s changed: asset event %s %s", dataset_id, uris, counts)  # type: ignore[attr-defined]
         elif _alias_registered(self.asset_alias, self.log):  # type: ignore[attr-defined]
             outlet_events[AssetAlias(name=self.asset_alias)].add(asset, extra=extra)
             self.log.info("Knowledge base %s changed: asset event %s %s", dataset_id, asset.uri, counts)  # type: ignore[attr-defined]
         return manifest
 
-    def _declared_outlet(self, written_uri: str) -> Any:
+    def _declared_outlets(self, written_uri: str, written_name: Any) -> list[Any]:
         """
-        The outlet that names the knowledge base written (``written_uri``), or ``None``.
+        The outlets that name the knowledge base written: its ``dify://`` asset (``written_uri``), or its
+        ``dify-knowledge-base://`` asset (this task's connection and ``written_name``).
 
-        Drops the other ``dify://`` outlets from the task's outlets, with a warning: their events would tell of
-        a change to a knowledge base this task did not write.
+        Drops the other ``dify://`` and ``dify-knowledge-base://`` outlets from the task's outlets, with a warning:
+        their events would tell of a change to a knowledge base this task did not write.
         """
         from airflow.providers.common.compat.sdk import Asset
 
-        from airflow_provider_dify.assets import SCHEME, split_uri
+        from airflow_provider_dify.assets import split_named_uri, split_uri
 
-        declared, others = None, []
+        declared, others = [], []
         for outlet in self.outlets:
-            uri = getattr(outlet, "uri", None) if isinstance(outlet, Asset) else None
-            if not isinstance(uri, str) or not uri.startswith(f"{SCHEME}://"):
+            if not isinstance(outlet, Asset) or not _is_dify_outlet(outlet):
                 continue
             try:
-                names_written = split_uri(uri) == split_uri(written_uri)
-            except ValueError:  # a malformed dify:// URI (kept as written on 2.11): not this knowledge base
+                if outlet.uri.startswith(f"{NAMED_SCHEME}://"):
+                    names_written = split_named_uri(outlet.uri) == (self.dify_conn_id, written_name)  # type: ignore[attr-defined]
+                else:
+                    names_written = split_uri(outlet.uri) == split_uri(written_uri)
+            except ValueError:  # a malformed URI (kept as written on 2.11): not this knowledge base
                 names_written = False
-            if names_written and declared is None:
-                declared = outlet
-            else:
-                others.append(outlet)
+            (declared if names_written else others).append(outlet)
         if others:
             self.log.warning(  # type: ignore[attr-defined]
-                "outlets: %s is not the knowledge base this task wrote (%s): no asset event for it. Declare"
-                " the knowledge base the task writes: knowledge_base_asset(<its id>, host=<the connection's host>).",
+                "outlets: %s is not the knowledge base this task wrote (%s, named %r): no asset event for it."
+                " Declare the knowledge base the task writes: knowledge_base_asset(<its id>, host=<the"
+                " connection's host>) or knowledge_base_named(<its name>).",
                 ", ".join(str(outlet.uri) for outlet in others),
                 written_uri,
+                written_name,
             )
             self.outlets = [outlet for outlet in self.outlets if not any(outlet is other for other in others)]
         return declared

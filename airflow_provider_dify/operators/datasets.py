@@ -81,6 +81,7 @@ class DifyCreateDatasetOperator(KnowledgeBaseLineageMixin, DifyBaseOperator):
         "if_exists",
         "dify_conn_id",
     )
+    knowledge_base_name_argument = "name"
 
     def __init__(
         self,
@@ -105,6 +106,7 @@ class DifyCreateDatasetOperator(KnowledgeBaseLineageMixin, DifyBaseOperator):
         self.retrieval_model = retrieval_model
         self.if_exists = if_exists
         self._check(build=True)
+        self.declare_knowledge_base(dataset_name=name)
 
     def _check(self, *, build: bool) -> dict[str, Any]:
         fields: dict[str, Any] = {}
@@ -201,6 +203,7 @@ class DifyDeleteDatasetOperator(KnowledgeBaseLineageMixin, DifyBaseOperator):
         self.dataset_name = dataset_name
         self.ignore_missing = ignore_missing
         self._check(build=True)
+        self.declare_knowledge_base(dataset_name=dataset_name, dataset_id=dataset_id)
 
     def _check(self, *, build: bool) -> None:
         check_dataset_and_document(self, build=build, document=False)

@@ -139,6 +139,7 @@ class _DocumentWriteOperator(KnowledgeBaseLineageMixin, DifyIndexingWaitOperator
         self.doc_language = doc_language
         self.metadata = metadata
         self.wait_for_indexing = wait_for_indexing
+        self.declare_knowledge_base(dataset_name=dataset_name, dataset_id=dataset_id)
 
     def _check_common(self, *, build: bool) -> dict[str, Any]:
         _check_content(self.text, self.file, build=build)
@@ -456,6 +457,7 @@ class DifyDeleteDocumentOperator(KnowledgeBaseLineageMixin, DifyBaseOperator):
         self.document_name = document_name
         self.ignore_missing = ignore_missing
         check_dataset_and_document(self, build=True, document=True)
+        self.declare_knowledge_base(dataset_name=dataset_name, dataset_id=dataset_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Look the document up, then delete it."""

@@ -69,6 +69,7 @@ class DifyUpdateDocumentMetadataOperator(KnowledgeBaseLineageMixin, DifyBaseOper
         self.document_id = document_id
         self.document_name = document_name
         self._check(build=True)
+        self.declare_knowledge_base(dataset_name=dataset_name, dataset_id=dataset_id)
 
     def _check(self, *, build: bool) -> dict[str, Any]:
         check_dataset_and_document(self, build=build, document=True)

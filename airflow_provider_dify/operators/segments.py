@@ -178,6 +178,7 @@ class DifyAddSegmentsOperator(KnowledgeBaseLineageMixin, DifyIndexingWaitOperato
         self.document_name = document_name
         self.batch_size = batch_size
         self._check(build=True)
+        self.declare_knowledge_base(dataset_name=dataset_name, dataset_id=dataset_id)
 
     def _check(self, *, build: bool) -> tuple[list[dict[str, Any]], int]:
         check_dataset_and_document(self, build=build, document=True)

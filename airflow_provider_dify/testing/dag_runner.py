@@ -6,8 +6,10 @@ process, deferrable tasks included (their triggers run inline and the tasks resu
 :class:`DagRunResult`: the run's state, each task's state and try number, and its XCom values. It needs a
 metadata database: the ``airflow_db`` fixture of the provider's pytest plugin gives each test session one.
 
-Airflow 3 runs ``dag.test()`` only for DAGs that a DAG bundle knows; the DAG is first written to the metadata
-database as if the DAGs-folder bundle had parsed it, so a DAG defined in a test or kept anywhere runs.
+The DAG is first written to the metadata database as the scheduler's parse would write it: Airflow 3 runs
+``dag.test()`` only for DAGs that a DAG bundle knows, and both lines record asset events only for assets and
+aliases that a parsed DAG registered. So a DAG defined in a test or kept anywhere runs, and its asset events are
+recorded as in a deployment.
 """
 
 from __future__ import annotations
@@ -142,6 +144,8 @@ def run_dag(
         test_kwargs["execution_date"] = test_kwargs.pop("logical_date")  # Airflow 2 names it execution_date
     if AIRFLOW_V_3_0_PLUS:
         _register_in_bundle(dag)
+    else:
+        dag.sync_to_db()  # its datasets and dataset aliases too, as the scheduler's parse writes them
     dag_run = dag.test(**test_kwargs)
     task_states: dict[str, str | None] = {}
     try_numbers: dict[str, int] = {}

@@ -449,20 +449,22 @@ def alias_link_task(dataset_id: str, host: str, task_id: str = "link_alias") -> 
     )
 
 
-def numbered_records_sync_arguments(dataset_id: str, records: int, scope: str) -> str:
+def numbered_records_sync_arguments(dataset_id: str | None, records: int, scope: str, dataset_name: str = "") -> str:
     """
     DAG-file source of a ``dict`` of :class:`~airflow_provider_dify.operators.sync.DifySyncDocumentsOperator`
     arguments (all but ``task_id``) that sync ``records`` records ``{"id": n, "text": "record n"}`` into documents
     named ``rec-<n>``, deleting the scope's documents of records that are gone, with economy indexing and no retries.
     :func:`assert_every_record_once` checks the knowledge base afterwards.
 
-    :param dataset_id: The knowledge base's id.
+    :param dataset_id: The knowledge base's id (``None``: by ``dataset_name``).
     :param records: How many records (numbered from 0).
     :param scope: The sync's scope.
+    :param dataset_name: The knowledge base's name, when ``dataset_id`` is ``None``.
     """
+    knowledge_base = f"dataset_id={dataset_id!r}" if dataset_id is not None else f"dataset_name={dataset_name!r}"
     return (
         "dict(\n"
-        f"    dataset_id={dataset_id!r},\n"
+        f"    {knowledge_base},\n"
         f'    records=[{{"id": number, "text": f"record {{number}}"}} for number in range({records})],\n'
         '    key_field="id",\n'
         '    text_template="{{ text }}",\n'

@@ -2,8 +2,10 @@
 End to end: mapped tasks that all send the first event of a new knowledge base at the same moment, on a real
 Airflow 3 (scheduler with LocalExecutor, dag-processor, api-server).
 
-The knowledge bases are declared in the mapped tasks' ``outlets`` (``partial(outlets=[knowledge_base_asset(...)])``),
-and no event has named them yet: parsing the file registers them, so every task's change is its outlet's own event.
+Two knowledge bases are declared in the mapped tasks' ``outlets`` (``partial(outlets=[knowledge_base_asset(...)])``);
+the third is created by the run itself and named only by its name in the file (``dataset_name="..."``), as in the
+README's DAG: the operators declare its ``dify-knowledge-base://`` asset themselves. No event has named any of them
+yet: parsing the file registers them, so every task's change is its outlet's own event.
 Nothing is created or linked when the events arrive, so nothing races (through the alias, Airflow 3.3.2 creates the
 asset and links the alias on the first events, and tasks doing it at once fail on SQLite's unique keys:
 docs/assets.md), and Airflow logs neither "not found" nor "inactive AssetModel". The DAGs scheduled on the assets run.
@@ -27,6 +29,8 @@ pytestmark = pytest.mark.e2e
 
 DAG_ID = "e2e_dify_mapped_first_events"
 SHARDS = 4
+NAMED = "e2e-mapped-named"
+CONSUMERS = ("e2e_dify_sharded_consumer", "e2e_dify_documents_consumer", "e2e_dify_named_consumer")
 RECORDS = 40
 DOCUMENTS = ("alpha", "beta", "gamma", "delta")
 WARNINGS = ("not found; cannot create asset event", "inactive AssetModel", "inactive assets")
@@ -38,14 +42,17 @@ from datetime import datetime
 
 from airflow.providers.common.compat.sdk import DAG, task
 
-from airflow_provider_dify.assets import knowledge_base_asset
+from airflow_provider_dify.assets import knowledge_base_asset, knowledge_base_named
+from airflow_provider_dify.operators.datasets import DifyCreateDatasetOperator
 from airflow_provider_dify.operators.documents import DifyCreateDocumentOperator
 from airflow_provider_dify.operators.shards import shards
 from airflow_provider_dify.operators.sync import DifySyncDocumentsOperator
 
 SHARDED = knowledge_base_asset({sharded_id!r}, host={host!r})
 DOCUMENTS = knowledge_base_asset({documents_id!r}, host={host!r})
+NAMED = knowledge_base_named({named!r})
 SYNC_ARGUMENTS = {sync_arguments}
+NAMED_SYNC_ARGUMENTS = {named_sync_arguments}
 
 with DAG({dag_id!r}, schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
     DifySyncDocumentsOperator.partial(task_id="sync", outlets=[SHARDED], **SYNC_ARGUMENTS).expand(
@@ -54,8 +61,15 @@ with DAG({dag_id!r}, schedule=None, start_date=datetime(2026, 1, 1), catchup=Fal
     DifyCreateDocumentOperator.partial(
         task_id="create", dataset_id={documents_id!r}, text="A document.", retries=0, outlets=[DOCUMENTS]
     ).expand(name={names!r})
+    DifyCreateDatasetOperator(
+        task_id="knowledge_base", name={named!r}, indexing_technique="economy"
+    ) >> DifySyncDocumentsOperator.partial(task_id="named_sync", **NAMED_SYNC_ARGUMENTS).expand(shard=shards({shards}))
 
-for consumer, asset in (("e2e_dify_sharded_consumer", SHARDED), ("e2e_dify_documents_consumer", DOCUMENTS)):
+for consumer, asset in (
+    ("e2e_dify_sharded_consumer", SHARDED),
+    ("e2e_dify_documents_consumer", DOCUMENTS),
+    ("e2e_dify_named_consumer", NAMED),
+):
     with DAG(consumer, schedule=[asset], start_date=datetime(2026, 1, 1), catchup=False):
         task(task_id="consume")(lambda: None)()
 '''
@@ -72,7 +86,7 @@ def emulator() -> Any:
 
 @requires_airflow_3
 def test_mapped_tasks_sending_a_new_knowledge_bases_first_events_at_once(tmp_path: Path, emulator: Any) -> None:
-    from airflow_provider_dify.assets import knowledge_base_uri
+    from airflow_provider_dify.assets import knowledge_base_named_uri, knowledge_base_uri
 
     sharded_id = emulator.create_dataset("e2e-mapped-shards")["id"]
     documents_id = emulator.create_dataset("e2e-mapped-documents")["id"]
@@ -88,14 +102,16 @@ def test_mapped_tasks_sending_a_new_knowledge_bases_first_events_at_once(tmp_pat
                 shards=SHARDS,
                 names=list(DOCUMENTS),
                 sync_arguments=numbered_records_sync_arguments(sharded_id, RECORDS, "e2e:mapped"),
+                named=NAMED,
+                named_sync_arguments=numbered_records_sync_arguments(None, RECORDS, "e2e:named", dataset_name=NAMED),
             ),
         )
         deployment.cli("db", "migrate")
         deployment.start("api-server", "dag-processor", "scheduler")
         deployment.wait_for_api_server()
-        for dag_id in (DAG_ID, "e2e_dify_sharded_consumer", "e2e_dify_documents_consumer"):
+        for dag_id in (DAG_ID, *CONSUMERS):
             deployment.wait_for_dag(dag_id)
-        for consumer in ("e2e_dify_sharded_consumer", "e2e_dify_documents_consumer"):
+        for consumer in CONSUMERS:
             deployment.cli("dags", "unpause", consumer)
         deployment.cli("dags", "trigger", DAG_ID)
         state = deployment.wait_until(lambda: deployment.finished_run_state(DAG_ID), 300, "the mapped run")
@@ -104,14 +120,22 @@ def test_mapped_tasks_sending_a_new_knowledge_bases_first_events_at_once(tmp_pat
         assert sorted(states) == sorted(
             [("sync", index, "success") for index in range(SHARDS)]
             + [("create", index, "success") for index in range(len(DOCUMENTS))]
+            + [("named_sync", index, "success") for index in range(SHARDS)]
+            + [("knowledge_base", -1, "success")]
         )
-        for task_id in ("sync", "create"):
+        for task_id in ("sync", "create", "named_sync"):
             intervals, overlapping = deployment.task_intervals(DAG_ID, task_id)
             assert overlapping >= 1, f"no two {task_id} tasks ran at the same time: {intervals}"
 
+        named_id = next(kb["id"] for kb in emulator.datasets() if kb["name"] == NAMED)
+        assert deployment.query(  # the created knowledge base's events are its named asset's, none by its id
+            "SELECT COUNT(*) FROM asset_event e JOIN asset a ON a.id = e.asset_id WHERE a.uri = ?",
+            knowledge_base_uri(emulator.url, named_id),
+        ) == [(0,)]
         for uri, task_id, count in (
             (knowledge_base_uri(emulator.url, sharded_id), "sync", SHARDS),
             (knowledge_base_uri(emulator.url, documents_id), "create", len(DOCUMENTS)),
+            (knowledge_base_named_uri("dify_default", NAMED), "named_sync", SHARDS),
         ):
             events = deployment.query(
                 "SELECT e.source_task_id, e.source_map_index, e.extra FROM asset_event e"
@@ -120,7 +144,8 @@ def test_mapped_tasks_sending_a_new_knowledge_bases_first_events_at_once(tmp_pat
             )
             # One event per mapped task (every shard created its part), each the outlet's own: none came
             # through the alias, which is what would have created the asset and linked it.
-            assert sorted((task, index) for task, index, _ in events) == [(task_id, i) for i in range(count)]
+            shown = sorted((task, index) for task, index, _ in events if task != "knowledge_base")
+            assert shown == [(task_id, i) for i in range(count)]
             aliased = deployment.query(
                 "SELECT COUNT(*) FROM asset_alias_asset_event l JOIN asset_event e ON e.id = l.event_id"
                 " JOIN asset a ON a.id = e.asset_id WHERE a.uri = ?",
@@ -129,13 +154,11 @@ def test_mapped_tasks_sending_a_new_knowledge_bases_first_events_at_once(tmp_pat
             assert aliased == [(0,)]
 
         def consumers_ran() -> bool:
-            return all(
-                deployment.finished_run_state(consumer) == "success"
-                for consumer in ("e2e_dify_sharded_consumer", "e2e_dify_documents_consumer")
-            )
+            return all(deployment.finished_run_state(consumer) == "success" for consumer in CONSUMERS)
 
         deployment.wait_until(consumers_ran, 120, "the DAGs scheduled on the knowledge bases")
         logged = "\n".join(deployment.log(name) for name in ("api-server", "scheduler"))
         assert [warning for warning in WARNINGS if warning in logged] == []
     assert_every_record_once(emulator, sharded_id, RECORDS)
+    assert sorted(doc["name"] for doc in emulator.documents(named_id)) == sorted(f"rec-{n}" for n in range(RECORDS))
     assert sorted(doc["name"] for doc in emulator.documents(documents_id)) == sorted(DOCUMENTS)

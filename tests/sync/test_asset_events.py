@@ -1,7 +1,9 @@
 """Asset events of the writing operators, run with ``dag.test()`` on the real metadata DB (Airflow 2.11 and 3.x).
 
-A run that changes the knowledge base records one asset event for ``dify://<host>/datasets/<id>`` (through the
-alias ``dify:dify_default``) with the counts in its extra; a run that changes nothing records none.
+A run that changes the knowledge base records one asset event with the counts in its extra: for
+``dify-knowledge-base://dify_default/<name>`` (the outlet the operators declare) when the DAG file names the
+knowledge base, for ``dify://<host>/datasets/<id>`` through the alias ``dify:dify_default`` when it is known only
+at run time. A run that changes nothing records none.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_dify.testing.dag_runner import task_state, xcom_value
+from airflow_provider_dify.testing.dag_runner import run_dag, task_state, xcom_value
 
 pytestmark = [
     pytest.mark.usefixtures("airflow_db"),
@@ -45,32 +47,29 @@ def asset_events(uri: str) -> list[tuple[str, dict[str, Any]]]:
         return [(str(row.source_task_id), dict(row.extra or {})) for row in rows]
 
 
-def run_dag(dag: Any) -> Any:
-    """Run ``dag`` once the metadata DB knows it (and its alias), as it does once the scheduler parsed it."""
-    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
-
-    from airflow_provider_dify.testing.dag_runner import run_dag as run
-
-    if not AIRFLOW_V_3_0_PLUS:
-        dag.sync_to_db()  # Airflow 3's run_dag writes the DAG to the DB; 2.11's dag.test() does not
-    return run(dag)
-
-
 def counts(extra: dict[str, Any]) -> dict[str, int]:
     return {name: extra[name] for name in ("created", "updated", "deleted", "unchanged")}
 
 
-def sync_dag(records: list[dict[str, Any]]) -> Any:
+def sync_dag(records: list[dict[str, Any]], knowledge_base: str = "test-assets", *, in_the_file: bool = True) -> Any:
+    """The DAG creates and syncs ``knowledge_base``, named in the DAG file or known only at run time (a param)."""
+    name = knowledge_base if in_the_file else "{{ params.knowledge_base }}"
     from airflow.providers.common.compat.sdk import DAG
 
     from airflow_provider_dify.operators.datasets import DifyCreateDatasetOperator
     from airflow_provider_dify.operators.sync import DifySyncDocumentsOperator
 
-    with DAG("test_dify_asset_events", schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as dag:
-        DifyCreateDatasetOperator(task_id="knowledge_base", name="test-assets", indexing_technique="economy")
+    with DAG(
+        "test_dify_asset_events",
+        schedule=None,
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        params={"knowledge_base": knowledge_base},
+    ) as dag:
+        DifyCreateDatasetOperator(task_id="knowledge_base", name=name, indexing_technique="economy")
         DifySyncDocumentsOperator(
             task_id="sync",
-            dataset_name="test-assets",
+            dataset_name=name,
             records=records,
             key_field="sku",
             name_prefix="product ",
@@ -81,29 +80,34 @@ def sync_dag(records: list[dict[str, Any]]) -> Any:
     return dag
 
 
-def test_a_changing_run_records_one_event_and_an_unchanged_run_none(dify_emulator: Any) -> None:
-    from airflow_provider_dify.assets import knowledge_base_uri
+@pytest.mark.parametrize("in_the_file", [True, False], ids=["named in the DAG file", "known at run time"])
+def test_a_changing_run_records_one_event_and_an_unchanged_run_none(dify_emulator: Any, in_the_file: bool) -> None:
+    from airflow_provider_dify.assets import knowledge_base_named_uri, knowledge_base_uri
 
-    first = run_dag(sync_dag(RECORDS))
+    name = "test-assets" if in_the_file else "test-assets-at-run-time"
+    first = run_dag(sync_dag(RECORDS, name, in_the_file=in_the_file))
     assert task_state(first, "sync") == "success"
     dataset_id = xcom_value(first, "sync")["dataset_id"]
-    uri = knowledge_base_uri(dify_emulator.url, dataset_id)
+    by_id = knowledge_base_uri(dify_emulator.url, dataset_id)
+    by_name = knowledge_base_named_uri("dify_default", name)
+    uri, other = (by_name, by_id) if in_the_file else (by_id, by_name)
+    assert asset_events(other) == []  # one event per change, on one asset
     events = asset_events(uri)
     assert [task for task, _ in events] == ["knowledge_base", "sync"]
     created, synced = (extra for _, extra in events)
     assert created["granularity"] == "knowledge_base" and created["action"] == "created"
-    assert synced["dataset_id"] == dataset_id and synced["dataset_name"] == "test-assets"
+    assert synced["dataset_id"] == dataset_id and synced["dataset_name"] == name
     assert synced["granularity"] == "documents" and synced["scope"] == "test:products"
     assert counts(synced) == {"created": 2, "updated": 0, "deleted": 0, "unchanged": 0}
     assert len(synced["batches"]) == 2
 
-    again = run_dag(sync_dag(RECORDS))
+    again = run_dag(sync_dag(RECORDS, name, in_the_file=in_the_file))
     assert task_state(again, "sync") == "success"
     assert xcom_value(again, "sync")["counts"]["unchanged"] == 2
     assert len(asset_events(uri)) == 2  # neither task changed anything: no event
 
     changed = [RECORDS[0], {**RECORDS[1], "text": "Steam wand and a cold-foam mode."}]
-    third = run_dag(sync_dag(changed[1:]))  # one record rewritten, the other deleted
+    third = run_dag(sync_dag(changed[1:], name, in_the_file=in_the_file))  # one record rewritten, the other deleted
     assert task_state(third, "sync") == "success"
     events = asset_events(uri)
     assert len(events) == 3
@@ -189,7 +193,6 @@ def test_on_airflow_2_a_dag_unknown_to_the_metadata_db_warns_instead_of_failing(
     from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
 
     from airflow_provider_dify.operators.sync import DifySyncChunksOperator
-    from airflow_provider_dify.testing.dag_runner import run_dag as run_unregistered
 
     if AIRFLOW_V_3_0_PLUS:
         pytest.skip("Airflow 3 creates a missing alias")
@@ -204,7 +207,7 @@ def test_on_airflow_2_a_dag_unknown_to_the_metadata_db_warns_instead_of_failing(
             poll_interval=0.05,
             asset_alias=f"dify:test-{uuid.uuid4()}",
         )
-    dag_run = run_unregistered(dag)
+    dag_run = dag.test()  # not run_dag: it writes the DAG to the DB first, as the scheduler's parse does
     assert task_state(dag_run, "chunks") == "success"
     assert xcom_value(dag_run, "chunks")["counts"]["added"] == 2
     assert "is not in the metadata database" in caplog.text

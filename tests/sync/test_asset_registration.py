@@ -84,8 +84,6 @@ def test_a_knowledge_base_declared_in_outlets_gets_its_own_events_quietly(
     def run(text: str) -> Any:
         with DAG("asset_declared", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
             _chunk_sync(dataset_id, text, [asset])
-        if not AIRFLOW_V_3_0_PLUS:
-            dag.sync_to_db()  # what the scheduler's parse does; 2.11's dag.test() does not
         dag_run = run_dag(dag)
         assert task_state(dag_run, "chunks") == "success"
         return dag_run
@@ -119,7 +117,6 @@ def test_a_dify_outlet_that_is_not_the_knowledge_base_written_gets_no_event(
     """Its event would tell of a change to a knowledge base the task did not write: dropped, with a warning;
     the one written is reported through the alias as when nothing is declared."""
     from airflow.providers.common.compat.sdk import DAG
-    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
 
     from airflow_provider_dify.assets import knowledge_base_asset, knowledge_base_uri
     from tests.sync.test_asset_events import asset_events
@@ -128,8 +125,6 @@ def test_a_dify_outlet_that_is_not_the_knowledge_base_written_gets_no_event(
     other = knowledge_base_asset(dify_emulator.create_dataset("kb-other")["id"], host=dify_emulator.url)
     with DAG("asset_declared_other", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
         _chunk_sync(written, "A kettle.", [other])
-    if not AIRFLOW_V_3_0_PLUS:
-        dag.sync_to_db()
     dag_run = run_dag(dag)
     assert task_state(dag_run, "chunks") == "success"
     assert asset_events(other.uri) == []
@@ -146,7 +141,6 @@ def test_a_declared_knowledge_base_of_a_deferred_sync_gets_its_event_when_the_ta
     """The sync waits for indexing in the triggerer and reports when it resumes, in a task built anew: the change
     is still the declared outlet's event; an unchanged re-run records none."""
     from airflow.providers.common.compat.sdk import DAG
-    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
 
     from airflow_provider_dify.assets import knowledge_base_asset
     from airflow_provider_dify.operators.sync import DifySyncDocumentsOperator
@@ -171,8 +165,6 @@ def test_a_declared_knowledge_base_of_a_deferred_sync_gets_its_event_when_the_ta
                 poll_interval=0.05,
                 outlets=[asset],
             )
-        if not AIRFLOW_V_3_0_PLUS:
-            dag.sync_to_db()
         dag_run = run_dag(dag)
         assert task_state(dag_run, "sync") == "success"
         return dag_run
@@ -215,3 +207,79 @@ def test_airflow_3_records_no_outlet_event_for_an_asset_no_parsed_dag_names(
     assert asset_events(asset.uri) == []
     captured = capfd.readouterr()
     assert "Task has inactive assets" in captured.out + captured.err + caplog.text
+
+
+def _register(dag: Any, *, unpaused: bool) -> None:
+    """Write ``dag`` to the metadata DB as the scheduler's parse does, without running it."""
+    from airflow.models.dag import DagModel
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+    from airflow.utils.session import create_session
+
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow_provider_dify.testing.dag_runner import _register_in_bundle
+
+        _register_in_bundle(dag)
+    else:
+        dag.sync_to_db()
+    with create_session() as session:
+        session.query(DagModel).filter(DagModel.dag_id == dag.dag_id).update({"is_paused": not unpaused})
+
+
+def _queued_for(dag_id: str) -> int:
+    """How many asset (dataset) events wait to start a run of ``dag_id``: what the scheduler turns into a run."""
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+    from airflow.utils.session import create_session
+
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.models.asset import AssetDagRunQueue as Queue
+    else:
+        from airflow.models.dataset import DatasetDagRunQueue as Queue
+    with create_session() as session:
+        return session.query(Queue).filter(Queue.target_dag_id == dag_id).count()
+
+
+def test_a_knowledge_base_the_dag_file_names_gets_quiet_events_that_wake_its_consumers(
+    dify_emulator: Any, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The README's DAG shape: the run creates the knowledge base, so its id is known only at run time, but the
+    file names it. The operators declare ``knowledge_base_named(...)`` as their outlet: its events are its own,
+    Airflow logs no warning (on 2.11 either), a DAG scheduled on the same call is queued, and an unchanged
+    re-run records nothing."""
+    from airflow.providers.common.compat.sdk import DAG
+
+    from airflow_provider_dify.assets import knowledge_base_named, knowledge_base_uri
+    from airflow_provider_dify.operators.datasets import DifyCreateDatasetOperator
+    from airflow_provider_dify.operators.shards import shards
+    from airflow_provider_dify.operators.sync import DifySyncDocumentsOperator
+    from tests.sync.test_asset_events import asset_events
+
+    name = "kb-named-in-the-file"
+    records = [{"id": n, "text": f"Record {n}."} for n in range(6)]
+
+    def producer() -> Any:
+        with DAG("asset_named_producer", schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as dag:
+            kb = DifyCreateDatasetOperator(task_id="kb", name=name, indexing_technique="economy")
+            sync = DifySyncDocumentsOperator.partial(
+                task_id="sync", dataset_name=name, records=records, key_field="id", text_template="{{ text }}"
+            ).expand(shard=shards(2))
+            kb >> sync
+        return dag
+
+    with DAG("asset_named_consumer", schedule=[knowledge_base_named(name)], start_date=datetime(2026, 1, 1)) as dag:
+        DifyCreateDatasetOperator(task_id="unused", name="never-run", indexing_technique="economy")
+    _register(dag, unpaused=True)
+
+    first = run_dag(producer())
+    assert first.state == "success" and set(first.task_states.values()) == {"success"}
+    uri = knowledge_base_named(name).uri
+    assert [(task, extra["created"]) for task, extra in asset_events(uri)] == [("kb", 1), ("sync", 3), ("sync", 3)]
+    dataset_id = first.xcom("kb")["dataset_id"]
+    assert asset_events(knowledge_base_uri(dify_emulator.url, dataset_id)) == []  # nothing through the alias
+    assert _queued_for("asset_named_consumer") == 1
+    captured = capfd.readouterr()
+    logged = captured.out + captured.err + caplog.text
+    assert "changed: asset event dify-knowledge-base://dify_default/kb-named-in-the-file" in logged
+    assert [line for line in logged.splitlines() if "warning" in line.lower()] == []
+
+    again = run_dag(producer())
+    assert again.state == "success" and len(asset_events(uri)) == 3  # nothing changed: no event

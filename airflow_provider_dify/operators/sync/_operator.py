@@ -183,6 +183,7 @@ class RecordSyncOperator(KnowledgeBaseLineageMixin, DifyIndexingWaitOperator):
         self.doc_form = doc_form
         self.allow_empty_source = bool(allow_empty_source)
         self.max_deletes = check_max_deletes(max_deletes)
+        self.declare_knowledge_base(dataset_name=dataset_name, dataset_id=dataset_id)
 
     # -- shared steps ----------------------------------------------------------------------------------------
 
