@@ -24,6 +24,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -51,6 +52,17 @@ def configure_airflow(home: Path, *, verbose: bool) -> None:
     os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "example_dags")
     os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
     os.environ["AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES_REGEXP"] = r"airflow_provider_dify\..*"
+    if not os.environ.get("AIRFLOW__CORE__FERNET_KEY"):  # encrypt what Airflow stores, as a deployment does
+        key_file = home / "fernet.key"
+        if not key_file.exists():
+            from cryptography.fernet import Fernet
+
+            key_file.touch(mode=0o600)
+            key_file.write_bytes(Fernet.generate_key())
+        os.environ["AIRFLOW__CORE__FERNET_KEY"] = key_file.read_text().strip()
+    # dag.test() answers the task's API calls in process through Starlette's test client, which warns about
+    # its own httpx use: nothing a DAG author can act on.
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient` is deprecated")
     if not verbose:
         os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "ERROR"
 
@@ -201,9 +213,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Dify: {host} (a real Dify indexes about 31 small documents a minute: the first run takes a while)")
         print(f"Knowledge base: {options.knowledge_base!r}\n")
 
+        os.environ["DIFY_EXAMPLE_KNOWLEDGE_BASE"] = options.knowledge_base  # the DAG file names it when parsed
         from example_dags.example_dify_warehouse_export import dag
 
-        conf = {"knowledge_base": options.knowledge_base, "smoke_query": options.query}
+        conf = {"smoke_query": options.query}
         first = run_once(dag, 1, conf, emulator)
         second = run_once(dag, 2, conf, emulator)
     ok = first.state == second.state == "success"

@@ -1,19 +1,20 @@
 """
 Retrieval smoke check that runs when a sync changed a knowledge base: a DAG scheduled on Dify asset events.
 
-The writing operators (here those of ``example_dify_warehouse_export``) add the knowledge base they changed,
-``dify://<api host>/datasets/<id>``, to the asset alias ``dify:dify_default``
-(:func:`~airflow_provider_dify.assets.knowledge_base_alias`); a run that changed nothing emits no event, so this
-DAG does not run after it. Scheduling on the alias works before the knowledge base exists (the export creates
-it); with a known id, schedule on ``knowledge_base_asset(dataset_id)`` instead.
+The writing operators of ``example_dify_warehouse_export`` name their knowledge base in the file, so each change
+is an event of its asset ``dify-knowledge-base://dify_default/<name>``
+(:func:`~airflow_provider_dify.assets.knowledge_base_named`), and this DAG is scheduled on it: it works before the
+knowledge base exists (the export creates it). A run that changed nothing emits no event, so this DAG does not
+run after it. Writers that know their knowledge base only at run time report through the alias instead
+(``schedule=[knowledge_base_alias()]``); with a known id, schedule on ``knowledge_base_asset(dataset_id)``.
 
 * ``what_changed``: logs the triggering events' ``extra`` (``created``, ``updated``, ``deleted``, ``batches``...);
   skips the check when the events only created an empty knowledge base or were about another one.
 * ``retrieve`` + ``check_hits``: a keyword search of the knowledge base that must find something.
 
-Settings (DAG params; defaults from environment variables): ``knowledge_base`` (``DIFY_EXAMPLE_KNOWLEDGE_BASE``,
-default ``airflow-example-warehouse``, the export's), ``smoke_query`` (``DIFY_EXAMPLE_SMOKE_QUERY``, default
-``espresso``). The Dify connection is ``dify_default``.
+Settings: ``DIFY_EXAMPLE_KNOWLEDGE_BASE`` (read when the file is parsed; default ``airflow-example-warehouse``,
+the export's), the DAG param ``smoke_query`` (default from ``DIFY_EXAMPLE_SMOKE_QUERY``, else ``espresso``). The
+Dify connection is ``dify_default``.
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import DAG, AirflowException, AirflowSkipException, Param, task
 
-from airflow_provider_dify.assets import knowledge_base_alias
+from airflow_provider_dify.assets import knowledge_base_named
 from airflow_provider_dify.operators.retrieval import DifyRetrieveOperator
 
 DAG_ID = "example_dify_knowledge_base_changed"
+#: The export's knowledge base (the same setting).
+KNOWLEDGE_BASE = os.environ.get("DIFY_EXAMPLE_KNOWLEDGE_BASE", "airflow-example-warehouse")
 
 
 def content_changes(events: Any, knowledge_base: str) -> list[dict[str, Any]]:
@@ -44,16 +47,10 @@ def content_changes(events: Any, knowledge_base: str) -> list[dict[str, Any]]:
 with DAG(
     DAG_ID,
     description="Retrieval smoke check, run when a Dify sync changed the knowledge base",
-    schedule=[knowledge_base_alias()],
+    schedule=[knowledge_base_named(KNOWLEDGE_BASE)],
     start_date=datetime(2026, 1, 1),
     catchup=False,
     params={
-        "knowledge_base": Param(
-            os.environ.get("DIFY_EXAMPLE_KNOWLEDGE_BASE", "airflow-example-warehouse"),
-            type="string",
-            minLength=1,
-            maxLength=40,
-        ),
         "smoke_query": Param(os.environ.get("DIFY_EXAMPLE_SMOKE_QUERY", "espresso"), type="string", maxLength=250),
     },
     tags=["dify", "example"],
@@ -63,7 +60,7 @@ with DAG(
     def what_changed(**context: Any) -> dict[str, Any]:
         """Log the triggering changes; skip when none wrote content to this knowledge base."""
         events = context.get("triggering_asset_events") or context.get("triggering_dataset_events")
-        name = context["params"]["knowledge_base"]
+        name = KNOWLEDGE_BASE
         changes = content_changes(events, name)
         if events and not changes:
             raise AirflowSkipException(f"No triggering event wrote documents or chunks of {name!r}.")
@@ -74,7 +71,7 @@ with DAG(
 
     retrieve = DifyRetrieveOperator(
         task_id="retrieve",
-        dataset_name="{{ params.knowledge_base }}",
+        dataset_name=KNOWLEDGE_BASE,
         query="{{ params.smoke_query }}",
         top_k=3,
     )

@@ -12,9 +12,16 @@ Backfill-safe: each run makes the knowledge base hold the table's current rows, 
 any number of runs (``catchup``, ``airflow dags backfill``, retries, cleared tasks) leaves exactly one document
 per product and one chunk per FAQ entry. ``max_active_runs=1`` keeps backfill runs from overlapping.
 
-Settings (DAG params; defaults from environment variables, read when the file is parsed, no other I/O):
+The file names the knowledge base (``KNOWLEDGE_BASE``), so the writing tasks declare its asset
+``dify-knowledge-base://dify_default/<name>`` when the file is parsed: their events are quiet, and
+``example_dify_knowledge_base_changed`` schedules on the same asset (docs/assets.md).
 
-* ``knowledge_base`` (``DIFY_EXAMPLE_KNOWLEDGE_BASE``, default ``airflow-example-warehouse``)
+Settings (read when the file is parsed from environment variables, no other I/O):
+
+* ``DIFY_EXAMPLE_KNOWLEDGE_BASE``: the knowledge base's name (default ``airflow-example-warehouse``)
+
+DAG params (defaults from environment variables):
+
 * ``sql_conn_id`` (``DIFY_EXAMPLE_SQL_CONN_ID``, default ``warehouse_sqlite``): an Airflow SQL connection to
   the warehouse, e.g. ``AIRFLOW_CONN_WAREHOUSE_SQLITE='{"conn_type": "sqlite", "host": "/path/warehouse.db"}'``
   (``python -m example_dags.warehouse /path/warehouse.db`` builds the sample one).
@@ -31,13 +38,15 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import DAG, AirflowException, Param, task
 
+from airflow_provider_dify.assets import knowledge_base_named
 from airflow_provider_dify.operators.datasets import DifyCreateDatasetOperator
 from airflow_provider_dify.operators.retrieval import DifyRetrieveOperator
 from airflow_provider_dify.operators.sync import DifySyncChunksOperator, DifySyncDocumentsOperator
 
 DAG_ID = "example_dify_warehouse_export"
-#: The id of the knowledge base the first task found or created.
-DATASET_ID = "{{ ti.xcom_pull(task_ids='knowledge_base')['dataset_id'] }}"
+#: The knowledge base, named in the file: its writers declare its asset, KNOWLEDGE_BASE_ASSET, as their outlet.
+KNOWLEDGE_BASE = os.environ.get("DIFY_EXAMPLE_KNOWLEDGE_BASE", "airflow-example-warehouse")
+KNOWLEDGE_BASE_ASSET = knowledge_base_named(KNOWLEDGE_BASE)
 
 PRODUCT_TEXT = """\
 {{ name }} ({{ sku }})
@@ -54,12 +63,6 @@ with DAG(
     max_active_runs=1,
     default_args={"retries": 2, "retry_delay": timedelta(minutes=1)},
     params={
-        "knowledge_base": Param(
-            os.environ.get("DIFY_EXAMPLE_KNOWLEDGE_BASE", "airflow-example-warehouse"),
-            type="string",
-            minLength=1,
-            maxLength=40,
-        ),
         "sql_conn_id": Param(os.environ.get("DIFY_EXAMPLE_SQL_CONN_ID", "warehouse_sqlite"), type="string"),
         "smoke_query": Param(os.environ.get("DIFY_EXAMPLE_SMOKE_QUERY", "espresso"), type="string", maxLength=250),
     },
@@ -67,14 +70,14 @@ with DAG(
 ) as dag:
     knowledge_base = DifyCreateDatasetOperator(
         task_id="knowledge_base",
-        name="{{ params.knowledge_base }}",
+        name=KNOWLEDGE_BASE,
         description="Products and FAQ exported from the warehouse by Airflow.",
         indexing_technique="economy",
     )
 
     sync_products = DifySyncDocumentsOperator(
         task_id="sync_products",
-        dataset_id=DATASET_ID,
+        dataset_name=KNOWLEDGE_BASE,
         sql="SELECT sku, name, category, brand, price, rating, description FROM products ORDER BY product_id",
         sql_conn_id="{{ params.sql_conn_id }}",
         key_field="sku",
@@ -91,7 +94,7 @@ with DAG(
 
     sync_faq = DifySyncChunksOperator(
         task_id="sync_faq",
-        dataset_id=DATASET_ID,
+        dataset_name=KNOWLEDGE_BASE,
         sql="SELECT faq_id, category, question, answer FROM faq ORDER BY faq_id",
         sql_conn_id="{{ params.sql_conn_id }}",
         key_field="faq_id",
@@ -103,7 +106,7 @@ with DAG(
 
     retrieve = DifyRetrieveOperator(
         task_id="retrieve",
-        dataset_id=DATASET_ID,
+        dataset_name=KNOWLEDGE_BASE,
         query="{{ params.smoke_query }}",
         top_k=3,
     )

@@ -31,7 +31,7 @@ QUIET_SECONDS = 10.0
 
 @requires_airflow_3
 def test_export_triggers_the_asset_scheduled_check_only_when_it_changed_the_knowledge_base(tmp_path: Path) -> None:
-    from airflow_provider_dify.assets import knowledge_base_uri
+    from airflow_provider_dify.assets import knowledge_base_named_uri, knowledge_base_uri
     from airflow_provider_dify.testing import DifyEmulator
     from example_dags.warehouse import build_warehouse, sqlite_connection_json
 
@@ -72,7 +72,7 @@ def test_export_triggers_the_asset_scheduled_check_only_when_it_changed_the_know
             assert [state for _, state in runs(EXPORT)] == ["success"], deployment.logs()
 
             dataset_id = emulator.find_dataset(KNOWLEDGE_BASE)["id"]
-            uri = knowledge_base_uri(emulator.url, dataset_id)
+            uri = knowledge_base_named_uri("dify_default", KNOWLEDGE_BASE)  # the file names it: its named asset
 
             def events() -> list[tuple[str, dict[str, Any]]]:
                 rows = deployment.query(
@@ -86,6 +86,11 @@ def test_export_triggers_the_asset_scheduled_check_only_when_it_changed_the_know
             by_task = {task: extra for task, extra in first_events}
             assert set(by_task) == {"knowledge_base", "sync_products", "sync_faq"}, first_events
             assert by_task["sync_products"]["created"] == 240 and by_task["sync_faq"]["created"] == 40
+            by_id = deployment.query(  # each change is one event, on the named asset: none through the alias
+                "SELECT COUNT(*) FROM asset_event e JOIN asset a ON a.id = e.asset_id WHERE a.uri = ?",
+                knowledge_base_uri(emulator.url, dataset_id),
+            )
+            assert by_id == [(0,)]
 
             # The events trigger the smoke check (once or more: the scheduler may batch them into one run).
             deployment.wait_until(lambda: all_finished(CHECK, 1), 180, "the asset-triggered check")
@@ -107,3 +112,6 @@ def test_export_triggers_the_asset_scheduled_check_only_when_it_changed_the_know
             time.sleep(QUIET_SECONDS)
             assert events() == first_events
             assert runs(CHECK) == checks
+            logged = "\n".join(deployment.log(name) for name in ("api-server", "scheduler"))
+            warnings = ("not found; cannot create asset event", "inactive AssetModel", "inactive assets")
+            assert [warning for warning in warnings if warning in logged] == []

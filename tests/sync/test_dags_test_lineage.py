@@ -42,6 +42,7 @@ def dags_test(tmp_path: Path, **conf: Any) -> tuple[str, Path]:
                 {"type": "file", "log_file_path": str(events), "append": True}
             ),
             "AIRFLOW__OPENLINEAGE__NAMESPACE": "test-dify",
+            "DIFY_EXAMPLE_KNOWLEDGE_BASE": KNOWLEDGE_BASE,  # the DAG file names its knowledge base
             "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH", "")]),
         }
     )
@@ -49,7 +50,7 @@ def dags_test(tmp_path: Path, **conf: Any) -> tuple[str, Path]:
 
     airflow = str(Path(sys.executable).parent / "airflow")
     commands = [[airflow, "dags", "test", DAG_ID, "-c", json.dumps(conf)]]
-    if not AIRFLOW_V_3_0_PLUS:  # 2.11's `dags test` does not write the DAG (and its dataset alias) to the DB
+    if not AIRFLOW_V_3_0_PLUS:  # 2.11's `dags test` does not write the DAG (and its datasets) to the DB
         commands.insert(0, [airflow, "dags", "reserialize"])
     output = ""
     for command in commands:
@@ -68,12 +69,11 @@ def run_events(path: Path) -> list[dict[str, Any]]:
 def test_dags_test_records_the_knowledge_base_asset_event_and_lineage(
     dify_emulator: Any, warehouse: Path, tmp_path: Path
 ) -> None:
-    from airflow_provider_dify.assets import knowledge_base_uri
+    from airflow_provider_dify.assets import knowledge_base_named_uri
 
-    output, lineage_file = dags_test(tmp_path, knowledge_base=KNOWLEDGE_BASE, smoke_query="grinder")
+    output, lineage_file = dags_test(tmp_path, smoke_query="grinder")
     dataset_id = dify_emulator.find_dataset(KNOWLEDGE_BASE)["id"]
-    uri = knowledge_base_uri(dify_emulator.url, dataset_id)
-    events = {task: extra for task, extra in asset_events(uri)}
+    events = {task: extra for task, extra in asset_events(knowledge_base_named_uri("dify_default", KNOWLEDGE_BASE))}
     assert events["sync_products"]["created"] == 240, output[-3000:]
     assert events["sync_faq"]["created"] == 40 and events["sync_faq"]["granularity"] == "chunks"
 

@@ -24,7 +24,7 @@ def _without_durations(text: str) -> list[str]:
     return [DURATION.sub("in <duration>", line) for line in text.splitlines()]
 
 
-def test_demo_prints_what_the_examples_page_shows(tmp_path: Path) -> None:
+def _demo(tmp_path: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
     env = {
         key: value
         for key, value in os.environ.items()
@@ -32,14 +32,18 @@ def test_demo_prints_what_the_examples_page_shows(tmp_path: Path) -> None:
     }
     env["DIFY_DEMO_DIR"] = str(tmp_path / ".demo")  # shown as .demo/..., relative to the working directory
     env["PYTHONPATH"] = str(REPO)
-    result = subprocess.run(
-        [sys.executable, "-m", "example_dags.demo"],
+    return subprocess.run(
+        [sys.executable, "-m", "example_dags.demo", *arguments],
         cwd=tmp_path,
         env=env,
         capture_output=True,
         text=True,
         timeout=600,
     )
+
+
+def test_demo_prints_what_the_examples_page_shows(tmp_path: Path) -> None:
+    result = _demo(tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
     first, second = out.split("Run 2:")
@@ -50,3 +54,15 @@ def test_demo_prints_what_the_examples_page_shows(tmp_path: Path) -> None:
     assert _without_durations(out) == _without_durations(_documented_output())
     assert (tmp_path / ".demo" / "airflow" / "airflow.db").exists()
     assert (tmp_path / ".demo" / "warehouse.db").exists()
+
+
+def test_the_demos_task_logs_hold_no_warning(tmp_path: Path) -> None:
+    """``--verbose`` shows Airflow's logs: a normal run of the export logs no warning (no asset warnings: the
+    file names its knowledge base; no unencrypted-storage warning: the demo keeps a Fernet key)."""
+    result = _demo(tmp_path, "--verbose")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    logged = result.stdout + result.stderr
+    assert "Knowledge base" in logged and "changed: asset event dify-knowledge-base://" in logged
+    warnings = [line for line in logged.splitlines() if re.search(r"\[warning\s*\]|\bWARNING\b", line)]
+    assert warnings == []
+    assert (tmp_path / ".demo" / "airflow" / "fernet.key").stat().st_mode & 0o077 == 0

@@ -106,18 +106,24 @@ def test_housekeeping_deletes_only_the_prefixed_knowledge_bases(dify_emulator: A
     assert sorted(dataset["name"] for dataset in dify_emulator.datasets()) == ["production-kb"]
 
 
-def test_knowledge_base_changed_check_retrieves_and_skips_other_changes(dify_emulator: Any) -> None:
+def test_knowledge_base_changed_check_retrieves_and_skips_other_changes(
+    dify_emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from types import SimpleNamespace
 
     from airflow_provider_dify.hooks.dify import DifyHook
-    from example_dags.example_dify_knowledge_base_changed import content_changes, dag
+    from airflow_provider_dify.testing.dag_runner import load_dag
+    from example_dags.example_dify_knowledge_base_changed import content_changes
+
+    monkeypatch.setenv("DIFY_EXAMPLE_KNOWLEDGE_BASE", "test-kb-changed")  # read when the file is parsed
+    dag = load_dag(EXAMPLES / "example_dify_knowledge_base_changed.py")
 
     dataset_id = dify_emulator.create_dataset("test-kb-changed", indexing_technique="economy")["id"]
     DifyHook().create_document_by_text(
         dataset_id, "grinders", "The burr grinder has ceramic burrs.", process_rule={"mode": "automatic"}
     )
     assert dify_emulator.wait_for_indexing()
-    dag_run = run(dag, knowledge_base="test-kb-changed", smoke_query="grinder")
+    dag_run = run(dag, smoke_query="grinder")
     assert [task_state(dag_run, task) for task in ("what_changed", "retrieve", "check_hits")] == ["success"] * 3
     assert xcom_value(dag_run, "check_hits") >= 1
 

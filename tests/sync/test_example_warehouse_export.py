@@ -23,11 +23,20 @@ SEGMENTS = "/datasets/{dataset_id}/documents/{document_id}/segments"
 KNOWLEDGE_BASE = "test-warehouse-export"
 
 
-def run(logical_date: datetime | None = None) -> Any:
-    from airflow_provider_dify.testing.dag_runner import run_dag
-    from example_dags.example_dify_warehouse_export import dag
+EXPORT = Path(__file__).resolve().parents[2] / "example_dags" / "example_dify_warehouse_export.py"
 
-    arguments: dict[str, Any] = {"run_conf": {"knowledge_base": KNOWLEDGE_BASE, "smoke_query": "grinder"}}
+
+@pytest.fixture(autouse=True)
+def knowledge_base_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The DAG file reads its knowledge base's name when it is parsed."""
+    monkeypatch.setenv("DIFY_EXAMPLE_KNOWLEDGE_BASE", KNOWLEDGE_BASE)
+
+
+def run(logical_date: datetime | None = None) -> Any:
+    from airflow_provider_dify.testing.dag_runner import load_dag, run_dag
+
+    dag = load_dag(EXPORT)
+    arguments: dict[str, Any] = {"run_conf": {"smoke_query": "grinder"}}
     if logical_date is not None:
         arguments["logical_date"] = logical_date
     return run_dag(dag, **arguments)
