@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import json
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -250,6 +251,33 @@ def bad_arguments_fail_the_task() -> Iterator[None]:
         raise DifyArgumentError(message, argument=argument) from None
 
 
+#: ``xcom_pull('<task id>'`` or ``xcom_pull(task_ids='<task id>'`` in a Jinja template.
+_XCOM_PULL = re.compile(r"""xcom_pull\(\s*(?:task_ids\s*=\s*)?(['"])(.+?)\1""")
+
+
+def xcom_sources_not_upstream(operator: Any) -> list[str]:
+    """
+    The tasks whose XCom a template field of ``operator`` pulls by task id but that do not run before it.
+
+    A pull in a Jinja string (``"{{ ti.xcom_pull(task_ids='kb') }}"``) makes no dependency, unlike
+    ``kb.output``; without ``kb >> task`` the task may run first and pull nothing.
+    """
+    pulled: set[str] = set()
+    for name in getattr(operator, "template_fields", ()):
+        value = getattr(operator, name, None)
+        values = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else [value]
+        for text in values:
+            if isinstance(text, str):
+                pulled.update(match.group(2) for match in _XCOM_PULL.finditer(text))
+    if not pulled or getattr(operator, "dag", None) is None:
+        return []
+    try:
+        before = operator.get_flat_relative_ids(upstream=True)
+    except Exception:  # a hint must never hide the real error
+        return []
+    return sorted(task_id for task_id in pulled - before if task_id != operator.task_id)
+
+
 # -- operator base classes -----------------------------------------------------------------------------------------
 
 
@@ -283,6 +311,24 @@ class DifyBaseOperator(BaseOperator):
         ):
             return content
         return super().render_template(content, context, jinja_env, seen_oids)
+
+    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
+        """
+        Render the template fields as Airflow does; when that fails and a field pulls the XCom of a task that
+        does not run before this one, say so on the error (the usual cause: ``kb >> task`` is missing).
+        """
+        try:
+            super().render_template_fields(context, jinja_env)
+        except Exception as error:
+            missing = xcom_sources_not_upstream(self)
+            if missing:
+                names = ", ".join(repr(task_id) for task_id in missing)
+                error.add_note(
+                    f"{self.task_id}: its template fields pull the XCom of {names}, which does not run before it,"
+                    f" so there may be nothing to pull yet. Set the order ({missing[0]} >> {self.task_id});"
+                    " an xcom_pull in a Jinja string makes no dependency."
+                )
+            raise
 
     @cached_property
     def hook(self) -> DifyHook:
