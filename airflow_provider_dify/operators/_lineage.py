@@ -16,6 +16,11 @@
   the asset from the task's outlets, so Airflow records no event (it records one for each outlet asset of a
   successful task). A ``dify://`` outlet that is not the knowledge base written is dropped with a warning:
   its event would say that a knowledge base changed that the task did not write;
+* a knowledge base named in the DAG file: when the operator is given its name as a plain string (no id, no
+  ``dify`` outlet, no ``asset_alias``), it declares :func:`~airflow_provider_dify.assets.knowledge_base_named`
+  as its outlet while the file is parsed (:meth:`KnowledgeBaseLineageMixin.declare_knowledge_base`; a mapped
+  task in :meth:`KnowledgeBaseLineageMixin.partial`), and the change is that outlet's event, as for a declared
+  one: the id of a knowledge base the run creates is unknown when the file is parsed, its name is not;
 * ``get_openlineage_facets_on_complete``: the knowledge base as the output dataset, with a
   ``difyKnowledgeBaseWrite`` facet saying what was written, and the operator's inputs
   (:meth:`KnowledgeBaseLineageMixin.openlineage_inputs`: the SQL tables or the object storage prefix of a sync).
@@ -189,12 +194,14 @@ class KnowledgeBaseLineageMixin:
     """
     Report the knowledge base an operator wrote: an asset event when it changed, and OpenLineage facets.
 
-    Put it before the operator's base class. The operator calls :meth:`report_knowledge_base` with its
-    manifest.
+    Put it before the operator's base class. The operator calls :meth:`declare_knowledge_base` at the end of its
+    ``__init__`` and :meth:`report_knowledge_base` with its manifest.
 
     :param asset_alias: the name of the asset alias the knowledge base's asset events go through (default
-        ``dify:<dify_conn_id>``, :func:`~airflow_provider_dify.assets.knowledge_base_alias`), unless the
-        operator's ``outlets`` name the knowledge base it wrote: then the event is that outlet's own.
+        ``dify:<dify_conn_id>``, :func:`~airflow_provider_dify.assets.knowledge_base_alias`), unless an outlet
+        names the knowledge base it wrote (declared in ``outlets``, or the named asset the operator declares for
+        a knowledge base named in the DAG file, which giving ``asset_alias`` turns off): then the event is that
+        outlet's own.
     """
 
     #: The argument that names the knowledge base (``name`` for ``DifyCreateDatasetOperator``).

@@ -114,8 +114,10 @@ class RecordSyncOperator(KnowledgeBaseLineageMixin, DifyIndexingWaitOperator):
     :param poll_interval: seconds between indexing polls.
     :param stall_timeout: seconds without indexing progress before failing (``None``: never).
     :param asset_alias: the asset alias the knowledge base's asset event goes through when the sync changed it
-        (default ``dify:<dify_conn_id>``), unless ``outlets`` name the knowledge base
-        (``knowledge_base_asset(dataset_id, host=...)``): then the event is that outlet's own (see docs/assets.md).
+        (default ``dify:<dify_conn_id>``), unless an outlet names the knowledge base: one declared in ``outlets``,
+        or ``knowledge_base_named(dataset_name)``, which the operator declares itself for a ``dataset_name``
+        written in the DAG file unless ``asset_alias`` is given. Then the event is that outlet's own
+        (see docs/assets.md).
     """
 
     template_fields: Sequence[str] = (
