@@ -28,10 +28,10 @@ import requests
 
 from airflow_provider_dify.testing import DifyEmulator
 
-#: shared/ beside the repository; DIFY_TRANSCRIPTS names another folder (a git worktree elsewhere).
-TRANSCRIPTS = Path(
-    os.environ.get("DIFY_TRANSCRIPTS") or Path(__file__).resolve().parents[2].parent / "shared" / "dify-transcripts"
-)
+#: The copies kept with the tests (tests/emulator/transcripts/); DIFY_TRANSCRIPTS names another folder.
+TRANSCRIPTS = Path(os.environ.get("DIFY_TRANSCRIPTS") or Path(__file__).resolve().parent / "transcripts")
+#: The project's originals: shared/ beside the repository, where there is one.
+SHARED_TRANSCRIPTS = Path(__file__).resolve().parents[2].parent / "shared" / "dify-transcripts"
 FILES = ("dify-1.13.2-knowledge-api.md", "dify-1.13.2-metadata-tags-updates.md")
 
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -400,9 +400,7 @@ def _check(step: Step, response: requests.Response) -> list[str]:
 def _steps(name: str) -> list[Step]:
     path = TRANSCRIPTS / name
     if not path.exists():
-        pytest.skip(
-            f"the transcripts are not there: {TRANSCRIPTS} (shared/ beside the repository) is missing"
-        )
+        pytest.skip(f"the transcripts are not there: {TRANSCRIPTS} is missing")
     return parse_transcript(path)
 
 
@@ -485,3 +483,14 @@ def test_truncated_bodies_are_repaired() -> None:
     )
     repaired = _repair_truncated(text + '      "cont\n... [truncated, 4079 chars total]')
     assert repaired == {"data": [{"id": "x", "content": "abc"}, {"id": "y"}]}
+
+
+def test_the_copies_match_the_shared_transcripts() -> None:
+    """The copies the replays read are the project's transcripts, byte for byte (where shared/ is at hand)."""
+    if not SHARED_TRANSCRIPTS.is_dir():
+        pytest.skip(f"no shared transcripts beside the repository ({SHARED_TRANSCRIPTS}) to compare the copies with")
+    copies = Path(__file__).resolve().parent / "transcripts"
+    originals = sorted(path.name for path in SHARED_TRANSCRIPTS.glob("*.md"))
+    assert originals and originals == sorted(path.name for path in copies.glob("dify-*.md"))
+    for name in originals:
+        assert (copies / name).read_bytes() == (SHARED_TRANSCRIPTS / name).read_bytes(), name

@@ -66,7 +66,7 @@ def test_documented_arguments_are_taken(cls: type) -> None:
 
 
 #: Callables of other libraries that the pages name.
-EXTERNAL_CALLABLES = {"raise_for_status", "literal"}  # requests' and Airflow's
+EXTERNAL_CALLABLES = {"raise_for_status", "literal", "expand"}  # requests' and Airflow's
 
 
 def _project_names() -> set[str]:
