@@ -168,6 +168,11 @@ def _partial_conn_id(kwargs: Mapping[str, Any]) -> Any:
     return (getattr(dag, "default_args", None) or {}).get("dify_conn_id", DEFAULT_CONN_ID)
 
 
+def _listed(outlets: Any) -> list[Any]:
+    """``outlets`` as Airflow takes them (one asset, a list or ``None``) as a list."""
+    return list(outlets) if isinstance(outlets, (list, tuple)) else [] if outlets is None else [outlets]
+
+
 def _is_dify_outlet(outlet: Any) -> bool:
     uri = getattr(outlet, "uri", None)
     return isinstance(uri, str) and uri.startswith((f"{SCHEME}://", f"{NAMED_SCHEME}://"))
@@ -181,8 +186,7 @@ def parse_time_asset(conn_id: Any, dataset_name: Any, dataset_id: Any, outlets: 
     """
     if dataset_id is not None or not _is_literal(dataset_name) or not _is_literal(conn_id):
         return None
-    listed = outlets if isinstance(outlets, (list, tuple)) else [] if outlets is None else [outlets]
-    if any(_is_dify_outlet(outlet) for outlet in listed):
+    if any(_is_dify_outlet(outlet) for outlet in _listed(outlets)):
         return None
     try:
         return knowledge_base_named(dataset_name, conn_id)
@@ -242,9 +246,7 @@ class KnowledgeBaseLineageMixin:
                 kwargs.get("outlets"),
             )
             if named is not None:
-                outlets = kwargs.get("outlets")
-                listed = list(outlets) if isinstance(outlets, (list, tuple)) else [] if outlets is None else [outlets]
-                kwargs["outlets"] = [named, *listed]
+                kwargs["outlets"] = [named, *_listed(kwargs.get("outlets"))]
         return super().partial(**kwargs)  # type: ignore[misc]
 
     def report_knowledge_base(self, context: Context, manifest: dict[str, Any]) -> dict[str, Any]:
