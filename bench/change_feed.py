@@ -19,7 +19,7 @@ from bench.report import SectionResult, fmt_count
 from bench.sizes import Sizes
 
 KEY = "changes"
-TITLE = "12. Change feeds: reads per run against the scope's size and the changes"
+TITLE = "13. Change feeds: reads per run against the scope's size and the changes"
 QUESTION = (
     "How many requests does a change-feed run of k changed records into a knowledge base of N documents send, "
     "and how many budget minutes (100 requests a minute) is that, against listing the whole scope?"
