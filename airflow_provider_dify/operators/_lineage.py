@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_dify.assets import NAMED_SCHEME, SCHEME, default_alias_name, knowledge_base_named
 from airflow_provider_dify.hooks.connection import DEFAULT_CONN_ID
+from airflow_provider_dify.templating import is_unrendered
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -145,8 +146,8 @@ def _alias_registered(name: str, log: Any) -> bool:
 
 
 def _is_literal(value: Any) -> bool:
-    """Whether an argument is a plain string as written in the DAG file (no Jinja, no XCom)."""
-    return isinstance(value, str) and bool(value.strip()) and not any(mark in value for mark in ("{{", "{%", "{#"))
+    """Whether an argument is a plain, non-empty string as written in the DAG file (no Jinja, no XCom)."""
+    return isinstance(value, str) and bool(value.strip()) and not is_unrendered(value)
 
 
 def _partial_conn_id(kwargs: Mapping[str, Any]) -> Any:
