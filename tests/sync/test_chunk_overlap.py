@@ -231,3 +231,78 @@ def _thread_safe_execute() -> None:
         return
     if not hasattr(ExecutorSafeguard._sentinel, "callers"):
         ExecutorSafeguard._sentinel.callers = {}
+
+
+def _other_writer_before_reads(dify: Any, dataset_id: str, document_id: str, added: list[str]) -> Any:
+    """A ``ChunkSync`` whose verifying reads each come after another writer added the next of ``added``."""
+    import requests
+
+    from airflow_provider_dify.hooks.dify import DifyHook
+    from airflow_provider_dify.operators.sync._chunk_sync import ChunkSync
+
+    sync = ChunkSync(DifyHook(), dataset_id, document_id)
+    listing, reads = sync.list_chunks, {"n": 0}
+
+    def list_chunks() -> list[dict[str, Any]]:
+        reads["n"] += 1
+        if reads["n"] > 1 and added:  # after this run's first write pass: one chunk per read, as a slow writer
+            answer = requests.post(
+                f"{dify.url}{SEGMENTS.format(dataset_id=dataset_id, document_id=document_id)}",
+                json={"segments": [{"content": added.pop(0)}]},
+                headers={"Authorization": f"Bearer {dify.api_key}"},
+                timeout=30,
+            )
+            assert answer.status_code == 200, answer.text
+        return listing()
+
+    sync.list_chunks = list_chunks  # type: ignore[method-assign]
+    return sync
+
+
+def _reconcile(sync: Any, rows: list[dict[str, Any]]) -> Any:
+    from airflow_provider_dify.operators.sync._chunk_sync import plan_chunks, reconcile
+    from airflow_provider_dify.operators.sync._records import RecordRenderer, render_all
+
+    rendered, _ = render_all(RecordRenderer(key_field="sku", text_template=workers.TEMPLATE, names=False), rows)
+    return reconcile(sync, lambda chunks: plan_chunks(rendered, chunks, keyed=True, header=""))[1]
+
+
+def test_copies_that_keep_coming_from_a_slow_writer_are_outlasted(dify_emulator: Any) -> None:
+    """Passes that only remove copies converge, so more of them are allowed than passes that find other changes."""
+    from airflow_provider_dify.operators.sync._chunk_sync import MAX_VERIFY_PASSES
+
+    dataset_id, document_id = holder(dify_emulator)
+    rows = workers.records(6)
+    copies = sorted(workers.texts(rows)) + sorted(workers.texts(rows))[:2]  # 8 copies, one per read
+    sync = _other_writer_before_reads(dify_emulator, dataset_id, document_id, copies)
+    result = _reconcile(sync, rows)
+    assert result.verified and not result.failed
+    assert result.copies_removed == 8 > MAX_VERIFY_PASSES and result.passes == 1 + 8 + 1
+    assert_exact(dify_emulator, dataset_id, document_id, rows)
+
+
+def test_a_writer_that_wants_other_chunks_fails_the_run_after_three_reads_and_a_retry_ends_exact(
+    dify_emulator: Any,
+) -> None:
+    from airflow_provider_dify.operators.sync._chunk_sync import MAX_VERIFY_PASSES
+
+    dataset_id, document_id = holder(dify_emulator)
+    rows = workers.records(4)
+    others = [f"another writer's chunk {number}" for number in range(10)]
+    result = _reconcile(_other_writer_before_reads(dify_emulator, dataset_id, document_id, others), rows)
+    assert not result.verified and result.passes == 1 + MAX_VERIFY_PASSES
+    [failure] = result.failed
+    assert failure["operation"] == "verify" and "after 3 verifying reads" in failure["error"]
+    assert _reconcile(_other_writer_before_reads(dify_emulator, dataset_id, document_id, []), rows).verified
+    assert_exact(dify_emulator, dataset_id, document_id, rows)
+
+
+def test_copies_that_never_stop_coming_fail_the_run_after_the_copy_removal_limit(dify_emulator: Any) -> None:
+    from airflow_provider_dify.operators.sync._chunk_sync import MAX_COPY_REMOVAL_PASSES
+
+    dataset_id, document_id = holder(dify_emulator)
+    rows = workers.records(2)
+    endless = [sorted(workers.texts(rows))[0]] * (MAX_COPY_REMOVAL_PASSES + 5)
+    result = _reconcile(_other_writer_before_reads(dify_emulator, dataset_id, document_id, endless), rows)
+    assert not result.verified and result.copies_removed == MAX_COPY_REMOVAL_PASSES
+    assert result.passes == 1 + MAX_COPY_REMOVAL_PASSES + 1 and result.failed[0]["operation"] == "verify"

@@ -46,9 +46,13 @@ log = logging.getLogger(__name__)
 
 #: Chunks per add request (Dify's measured sweet spot; servers may cap it with DATASET_MAX_SEGMENTS_PER_REQUEST).
 DEFAULT_BATCH_SIZE = 100
-#: Times a run reads the chunks again after a write pass to verify them (and remove copies that another run
-#: made meanwhile) before it gives up and fails, leaving the rest to a retry.
+#: Times a run reads the chunks again after a write pass and still finds adds, updates or deletes of chunks that
+#: are not copies (another writer wants other chunks) before it gives up and fails, leaving the rest to a retry.
 MAX_VERIFY_PASSES = 3
+#: Passes that only remove surplus copies a run makes before it gives up. Such passes converge (copies come
+#: only from overlapping runs adding the same records, and every run keeps the same survivor), but a writer
+#: that adds in small batches can keep showing new copies for several reads.
+MAX_COPY_REMOVAL_PASSES = 12
 _KEY_LINE = re.compile(r"(?:\A|\n)\[key: (?P<key>[^\n]*)\]\s*\Z")
 
 
@@ -600,6 +604,7 @@ def reconcile(
     repair_passes: int = 1,
     check_first_plan: Callable[[ChunkPlan], None] | None = None,
     max_verify_passes: int = MAX_VERIFY_PASSES,
+    max_copy_removal_passes: int = MAX_COPY_REMOVAL_PASSES,
 ) -> tuple[PlanCounts, ChunkSyncResult]:
     """
     Plan, write, and read the chunks again until a pass finds nothing to do.
@@ -614,12 +619,15 @@ def reconcile(
     :param make_plan: the plan for a listing of the chunks.
     :param repair_passes: passes allowed after adds whose outcome is unknown.
     :param check_first_plan: called with the first plan before anything is written (may raise).
-    :param max_verify_passes: passes allowed after successful writes before giving up (a failure then).
+    :param max_verify_passes: passes after successful writes that find more to do than removing surplus
+        copies, allowed before giving up (a failure then).
+    :param max_copy_removal_passes: passes after successful writes that only remove surplus copies, allowed
+        before giving up.
     :return: the counts of the first plan and the result of every pass.
     """
     result = ChunkSyncResult()
     first: PlanCounts | None = None
-    repairs = verifies = 0
+    repairs = verifies = copy_removals = 0
     while True:
         result.passes += 1
         chunks = sync.list_chunks()
@@ -643,14 +651,16 @@ def reconcile(
         if not plan.writes:
             result.verified = True
             break
-        if verifies >= max_verify_passes:
+        copies_only = result.passes > 1 and plan.writes == plan.copies  # a verifying read found only copies
+        spent, allowed = (copy_removals, max_copy_removal_passes) if copies_only else (verifies, max_verify_passes)
+        if spent >= allowed:
             result.failed.append(
                 {
                     "operation": "verify",
                     "count": plan.writes,
                     "keys": [],
-                    "error": f"the chunks were still changing after {verifies} verifying reads (another writer?);"
-                    " a retry reconciles them",
+                    "error": f"the chunks were still changing after {result.passes - 1} verifying reads"
+                    " (another writer?); a retry reconciles them",
                 }
             )
             break
@@ -664,6 +674,9 @@ def reconcile(
                 log.warning("Some chunk adds may or may not have happened; reading the chunks again")
                 continue
             break
-        verifies += 1
+        if copies_only:
+            copy_removals += 1
+        else:
+            verifies += 1
     assert first is not None
     return first, result
