@@ -12,12 +12,15 @@ Hourly change feed: the rows of a table changed in each run's data interval beco
 runs one instance at a time (``max_active_tis_per_dag=1``, its default with ``version_field``) and every run ends
 with each note's newest version (see docs/warehouse-sync.md, "Snapshots and change feeds").
 
-Settings (DAG params; defaults from environment variables, read when the file is parsed, no other I/O):
+The file names the knowledge base (``KNOWLEDGE_BASE``), so the sync declares its asset
+``dify-knowledge-base://dify_default/<name>`` when the file is parsed and its events are quiet (docs/assets.md).
 
-* ``knowledge_base`` (``DIFY_EXAMPLE_CHANGES_KNOWLEDGE_BASE``, default ``airflow-example-changes``): the name of an
-  existing knowledge base.
-* ``sql_conn_id`` (``DIFY_EXAMPLE_CHANGES_SQL_CONN_ID``, default ``changes_sqlite``): an Airflow SQL connection to
-  the database holding ``note_changes``.
+Settings (environment variables, read when the file is parsed, no other I/O):
+
+* ``DIFY_EXAMPLE_CHANGES_KNOWLEDGE_BASE`` (default ``airflow-example-changes``): the name of an existing
+  knowledge base.
+* ``DIFY_EXAMPLE_CHANGES_SQL_CONN_ID`` (default ``changes_sqlite``): the DAG param ``sql_conn_id``'s default, an
+  Airflow SQL connection to the database holding ``note_changes``.
 
 The Dify connection is ``dify_default``.
 """
@@ -32,6 +35,8 @@ from airflow.providers.common.compat.sdk import DAG, Param
 from airflow_provider_dify.operators.sync import DifySyncDocumentsOperator
 
 DAG_ID = "example_dify_change_feed"
+#: The knowledge base, named in the file: the sync declares its asset as its outlet.
+KNOWLEDGE_BASE = os.environ.get("DIFY_EXAMPLE_CHANGES_KNOWLEDGE_BASE", "airflow-example-changes")
 
 #: The rows changed in the run's data interval (ISO-8601 text compares in time order in SQLite).
 CHANGES_SQL = """\
@@ -50,19 +55,13 @@ with DAG(
     max_active_runs=3,
     default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
     params={
-        "knowledge_base": Param(
-            os.environ.get("DIFY_EXAMPLE_CHANGES_KNOWLEDGE_BASE", "airflow-example-changes"),
-            type="string",
-            minLength=1,
-            maxLength=40,
-        ),
         "sql_conn_id": Param(os.environ.get("DIFY_EXAMPLE_CHANGES_SQL_CONN_ID", "changes_sqlite"), type="string"),
     },
     tags=["dify", "example"],
 ) as dag:
     DifySyncDocumentsOperator(
         task_id="sync_changes",
-        dataset_name="{{ params.knowledge_base }}",
+        dataset_name=KNOWLEDGE_BASE,
         sql=CHANGES_SQL,
         sql_conn_id="{{ params.sql_conn_id }}",
         key_field="note_id",

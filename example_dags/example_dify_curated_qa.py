@@ -13,8 +13,11 @@ Curated Q&A chunks: a document written once, then hand-picked question/answer ch
 Use this when people curate the content and every run adds to it; to mirror a table (adds, updates and
 deletes), use ``DifySyncChunksOperator`` as in ``example_dify_warehouse_export``.
 
-Settings (DAG params; defaults from environment variables): ``knowledge_base``
-(``DIFY_EXAMPLE_QA_KNOWLEDGE_BASE``, default ``airflow-example-curated-qa``), ``sql_conn_id``
+The file names the knowledge base (``KNOWLEDGE_BASE``, from ``DIFY_EXAMPLE_QA_KNOWLEDGE_BASE`` when the file is
+parsed, default ``airflow-example-curated-qa``), so the writing tasks declare its asset
+``dify-knowledge-base://dify_default/<name>`` and their events are quiet (docs/assets.md).
+
+DAG params (defaults from environment variables): ``sql_conn_id``
 (``DIFY_EXAMPLE_SQL_CONN_ID``, default ``warehouse_sqlite``), ``category`` (default ``Care``), ``query``
 (default ``descale``).
 """
@@ -33,7 +36,8 @@ from airflow_provider_dify.operators.retrieval import DifyRetrieveOperator
 from airflow_provider_dify.operators.segments import DifyAddSegmentsOperator
 
 DAG_ID = "example_dify_curated_qa"
-DATASET_ID = "{{ ti.xcom_pull(task_ids='knowledge_base')['dataset_id'] }}"
+#: The knowledge base, named in the file: its writers declare its asset as their outlet.
+KNOWLEDGE_BASE = os.environ.get("DIFY_EXAMPLE_QA_KNOWLEDGE_BASE", "airflow-example-curated-qa")
 
 with DAG(
     DAG_ID,
@@ -43,12 +47,6 @@ with DAG(
     catchup=False,
     default_args={"retries": 1, "retry_delay": timedelta(minutes=1)},
     params={
-        "knowledge_base": Param(
-            os.environ.get("DIFY_EXAMPLE_QA_KNOWLEDGE_BASE", "airflow-example-curated-qa"),
-            type="string",
-            minLength=1,
-            maxLength=40,
-        ),
         "sql_conn_id": Param(os.environ.get("DIFY_EXAMPLE_SQL_CONN_ID", "warehouse_sqlite"), type="string"),
         "category": Param("Care", type="string"),
         "query": Param("descale", type="string", maxLength=250),
@@ -57,14 +55,14 @@ with DAG(
 ) as dag:
     knowledge_base = DifyCreateDatasetOperator(
         task_id="knowledge_base",
-        name="{{ params.knowledge_base }}",
+        name=KNOWLEDGE_BASE,
         description="Answers curated by the support team.",
         indexing_technique="economy",
     )
 
     curated_document = DifyCreateDocumentOperator(
         task_id="curated_document",
-        dataset_id=DATASET_ID,
+        dataset_name=KNOWLEDGE_BASE,
         name="Curated answers",
         text="Curated answers of the support team, one question and answer per chunk.",
         on_existing="skip",
@@ -87,13 +85,15 @@ with DAG(
 
     add_chunks = DifyAddSegmentsOperator(
         task_id="add_chunks",
-        dataset_id=DATASET_ID,
+        dataset_name=KNOWLEDGE_BASE,
         document_id="{{ ti.xcom_pull(task_ids='curated_document')['document_id'] }}",
         segments=load_chunks(),
         deferrable=True,
         poll_interval=2,
     )
 
-    retrieve = DifyRetrieveOperator(task_id="retrieve", dataset_id=DATASET_ID, query="{{ params.query }}", top_k=3)
+    retrieve = DifyRetrieveOperator(
+        task_id="retrieve", dataset_name=KNOWLEDGE_BASE, query="{{ params.query }}", top_k=3
+    )
 
     knowledge_base >> curated_document >> add_chunks >> retrieve

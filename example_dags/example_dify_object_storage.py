@@ -10,9 +10,12 @@ of files that were removed (``delete_missing``); the path and extension become m
 Remote prefixes need the matching Airflow provider (amazon, google...) and a ``conn_id`` in the URL or the
 default connection of the store; files are downloaded to a temporary file, in blocks, only when they are read.
 
-Settings (DAG params; defaults from environment variables):
+The file names the knowledge base (``KNOWLEDGE_BASE``, from ``DIFY_EXAMPLE_DOCS_KNOWLEDGE_BASE`` when the file is
+parsed, default ``airflow-example-handbook``), so both tasks declare its asset
+``dify-knowledge-base://dify_default/<name>`` and their events are quiet (docs/assets.md).
 
-* ``knowledge_base`` (``DIFY_EXAMPLE_DOCS_KNOWLEDGE_BASE``, default ``airflow-example-handbook``)
+DAG params (defaults from environment variables):
+
 * ``prefix`` (``DIFY_EXAMPLE_DOCS_PREFIX``, default: this folder's ``sample_docs``)
 * ``glob`` (default ``**/*.md``)
 """
@@ -29,6 +32,8 @@ from airflow_provider_dify.operators.datasets import DifyCreateDatasetOperator
 from airflow_provider_dify.operators.sync import DifySyncDocumentsOperator
 
 DAG_ID = "example_dify_object_storage"
+#: The knowledge base, named in the file: its writers declare its asset as their outlet.
+KNOWLEDGE_BASE = os.environ.get("DIFY_EXAMPLE_DOCS_KNOWLEDGE_BASE", "airflow-example-handbook")
 SAMPLE_DOCS = f"file://{Path(__file__).resolve().parent / 'sample_docs'}"
 
 with DAG(
@@ -40,12 +45,6 @@ with DAG(
     max_active_runs=1,
     default_args={"retries": 2, "retry_delay": timedelta(minutes=1)},
     params={
-        "knowledge_base": Param(
-            os.environ.get("DIFY_EXAMPLE_DOCS_KNOWLEDGE_BASE", "airflow-example-handbook"),
-            type="string",
-            minLength=1,
-            maxLength=40,
-        ),
         "prefix": Param(os.environ.get("DIFY_EXAMPLE_DOCS_PREFIX", SAMPLE_DOCS), type="string"),
         "glob": Param("**/*.md", type="string"),
     },
@@ -53,14 +52,14 @@ with DAG(
 ) as dag:
     knowledge_base = DifyCreateDatasetOperator(
         task_id="knowledge_base",
-        name="{{ params.knowledge_base }}",
+        name=KNOWLEDGE_BASE,
         description="The handbook, uploaded from object storage by Airflow.",
         indexing_technique="economy",
     )
 
     sync_files = DifySyncDocumentsOperator(
         task_id="sync_files",
-        dataset_id="{{ ti.xcom_pull(task_ids='knowledge_base')['dataset_id'] }}",
+        dataset_name=KNOWLEDGE_BASE,
         path="{{ params.prefix }}",
         path_glob="{{ params.glob }}",
         name_prefix="handbook__",

@@ -43,14 +43,33 @@ def test_every_example_dag_parses_without_errors() -> None:
     } <= set(bag.dag_ids)
 
 
-def test_object_storage_files_updated_only_when_changed(dify_emulator: Any, tmp_path: Path) -> None:
-    from example_dags.example_dify_object_storage import dag
+def quiet_named_events(logged: str, name: str, tasks: list[str]) -> None:
+    """The writing tasks sent their events to the knowledge base's named asset, and nothing logged a warning."""
+    from airflow_provider_dify.assets import knowledge_base_named
+    from tests.sync.test_asset_events import asset_events
 
+    assert [task for task, _ in asset_events(knowledge_base_named(name).uri)] == tasks
+    assert [line for line in logged.splitlines() if "warning" in line.lower()] == []
+
+
+def test_object_storage_files_updated_only_when_changed(
+    dify_emulator: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from airflow_provider_dify.testing.dag_runner import load_dag
+
+    monkeypatch.setenv("DIFY_EXAMPLE_DOCS_KNOWLEDGE_BASE", "test-handbook")  # read when the file is parsed
+    dag = load_dag(EXAMPLES / "example_dify_object_storage.py")
     prefix = tmp_path / "handbook"
     shutil.copytree(EXAMPLES / "sample_docs", prefix)
-    conf = {"knowledge_base": "test-handbook", "prefix": f"file://{prefix}"}
+    conf = {"prefix": f"file://{prefix}"}
     first = xcom_value(run(dag, **conf), "sync_files")
     assert first["counts"]["created"] == 4
+    captured = capfd.readouterr()
+    quiet_named_events(captured.out + captured.err + caplog.text, "test-handbook", ["knowledge_base", "sync_files"])
     dataset = dify_emulator.find_dataset("test-handbook")
     names = sorted(doc["name"] for doc in dify_emulator.documents(dataset["id"]))
     assert names == [
@@ -74,19 +93,30 @@ def test_object_storage_files_updated_only_when_changed(dify_emulator: Any, tmp_
     assert "Three years on everything" in stored["handbook__warranty.md"]["text"]
 
 
-def test_curated_qa_adds_chunks_once_and_finds_them(dify_emulator: Any, warehouse: Path) -> None:
-    from example_dags.example_dify_curated_qa import dag
+def test_curated_qa_adds_chunks_once_and_finds_them(
+    dify_emulator: Any,
+    warehouse: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from airflow_provider_dify.testing.dag_runner import load_dag
 
-    dag_run = run(dag, knowledge_base="test-curated", category="Care", query="descale")
+    monkeypatch.setenv("DIFY_EXAMPLE_QA_KNOWLEDGE_BASE", "test-curated")  # read when the file is parsed
+    dag = load_dag(EXAMPLES / "example_dify_curated_qa.py")
+    dag_run = run(dag, category="Care", query="descale")
     for task_id in ("knowledge_base", "curated_document", "load_chunks", "add_chunks", "retrieve"):
         assert task_state(dag_run, task_id) == "success", task_id
+    captured = capfd.readouterr()
+    writers = ["knowledge_base", "curated_document", "add_chunks"]
+    quiet_named_events(captured.out + captured.err + caplog.text, "test-curated", writers)
     added = xcom_value(dag_run, "add_chunks")
     assert added["added"] == 7
     hits = xcom_value(dag_run, "retrieve")["records"]
     assert hits and "descale" in hits[0]["content"].lower()
 
     dify_emulator.reset_counters()
-    again = run(dag, knowledge_base="test-curated", category="Care", query="descale")
+    again = run(dag, category="Care", query="descale")
     assert xcom_value(again, "add_chunks")["added"] == 0
     assert dify_emulator.count("POST", "/datasets/{dataset_id}/documents/{document_id}/segments") == 0
     dataset = dify_emulator.find_dataset("test-curated")
