@@ -92,7 +92,7 @@ def dify_connection() -> Iterator[Any]:
         return
     from airflow_provider_dify.testing import DifyEmulator
 
-    # Indexing one document takes ~2 s on a real Dify (31 a minute); 20 ms here keeps the demo short.
+    # A real Dify takes from ~0.1 s to ~2 s a document, at its queue's pace; 20 ms here keeps the demo short.
     with DifyEmulator(indexing_seconds=0.02, queue_pickup_seconds=0.01) as emulator:
         os.environ["AIRFLOW_CONN_DIFY_DEFAULT"] = emulator.connection_json
         yield emulator
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
                 if os.environ["AIRFLOW_CONN_DIFY_DEFAULT"].lstrip().startswith("{")
                 else "your dify_default connection"
             )
-            print(f"Dify: {host} (a real Dify indexes about 31 small documents a minute: the first run takes a while)")
+            print(f"Dify: {host} (the first run waits on Dify's indexing queue, whose pace is the server's)")
         print(f"Knowledge base: {options.knowledge_base!r}\n")
 
         os.environ["DIFY_EXAMPLE_KNOWLEDGE_BASE"] = options.knowledge_base  # the DAG file names it when parsed
