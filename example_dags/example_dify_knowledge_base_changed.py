@@ -13,8 +13,12 @@ run after it. Writers that know their knowledge base only at run time report thr
 * ``retrieve`` + ``check_hits``: a keyword search of the knowledge base that must find something.
 
 Settings: ``DIFY_EXAMPLE_KNOWLEDGE_BASE`` (read when the file is parsed; default ``airflow-example-warehouse``,
-the export's), the DAG param ``smoke_query`` (default from ``DIFY_EXAMPLE_SMOKE_QUERY``, else ``espresso``). The
+the export's), the DAG param ``smoke_query`` (default from ``DIFY_EXAMPLE_SMOKE_QUERY``, else ``Espresso``). The
 Dify connection is ``dify_default``.
+
+The scheduler may start one run for all the export's events or one per event, so the check must pass on any of
+them alone: the default query is in product names (``Espresso Machine``) and in an FAQ answer, written so, as
+Dify's keyword search is case-sensitive (``espresso`` finds only the FAQ, ``grinder`` only an FAQ entry).
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ with DAG(
     start_date=datetime(2026, 1, 1),
     catchup=False,
     params={
-        "smoke_query": Param(os.environ.get("DIFY_EXAMPLE_SMOKE_QUERY", "espresso"), type="string", maxLength=250),
+        "smoke_query": Param(os.environ.get("DIFY_EXAMPLE_SMOKE_QUERY", "Espresso"), type="string", maxLength=250),
     },
     tags=["dify", "example"],
 ) as dag:

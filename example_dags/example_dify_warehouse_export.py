@@ -25,7 +25,8 @@ DAG params (defaults from environment variables):
 * ``sql_conn_id`` (``DIFY_EXAMPLE_SQL_CONN_ID``, default ``warehouse_sqlite``): an Airflow SQL connection to
   the warehouse, e.g. ``AIRFLOW_CONN_WAREHOUSE_SQLITE='{"conn_type": "sqlite", "host": "/path/warehouse.db"}'``
   (``python -m example_dags.warehouse /path/warehouse.db`` builds the sample one).
-* ``smoke_query`` (``DIFY_EXAMPLE_SMOKE_QUERY``, default ``espresso``)
+* ``smoke_query`` (``DIFY_EXAMPLE_SMOKE_QUERY``, default ``Espresso``: Dify's keyword search is case-sensitive,
+  and product names and an FAQ answer hold the word so written)
 
 The Dify connection is ``dify_default``.
 """
@@ -64,7 +65,7 @@ with DAG(
     default_args={"retries": 2, "retry_delay": timedelta(minutes=1)},
     params={
         "sql_conn_id": Param(os.environ.get("DIFY_EXAMPLE_SQL_CONN_ID", "warehouse_sqlite"), type="string"),
-        "smoke_query": Param(os.environ.get("DIFY_EXAMPLE_SMOKE_QUERY", "espresso"), type="string", maxLength=250),
+        "smoke_query": Param(os.environ.get("DIFY_EXAMPLE_SMOKE_QUERY", "Espresso"), type="string", maxLength=250),
     },
     tags=["dify", "example"],
 ) as dag:

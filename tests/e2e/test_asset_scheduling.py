@@ -44,7 +44,6 @@ def test_export_triggers_the_asset_scheduled_check_only_when_it_changed_the_know
             "AIRFLOW_CONN_DIFY_DEFAULT": emulator.connection_json,
             "AIRFLOW_CONN_WAREHOUSE_SQLITE": sqlite_connection_json(warehouse),
             "DIFY_EXAMPLE_KNOWLEDGE_BASE": KNOWLEDGE_BASE,
-            "DIFY_EXAMPLE_SMOKE_QUERY": "grinder",
         }
         with AirflowDeployment(tmp_path, env=env) as deployment:
             for name in (EXPORT, CHECK):

@@ -164,3 +164,29 @@ def test_knowledge_base_changed_check_retrieves_and_skips_other_changes(
     assert content_changes(events, "test-kb-changed") == []  # only the empty knowledge base was created
     events["dify://h/datasets/1"].append(event("test-kb-changed", "chunks"))
     assert [change["granularity"] for change in content_changes(events, "test-kb-changed")] == ["chunks"]
+
+
+@pytest.mark.parametrize("only", ["sync_products", "sync_faq"])
+def test_knowledge_base_changed_check_passes_after_either_sync_alone(
+    dify_emulator: Any, warehouse: Path, monkeypatch: pytest.MonkeyPatch, only: str
+) -> None:
+    """The scheduler may start a check run per event: one that follows either sync's event alone finds hits
+    with the default query (Dify's keyword search is case-sensitive: ``espresso`` misses the products)."""
+    from airflow.providers.common.compat.sdk import AirflowSkipException
+
+    from airflow_provider_dify.testing.dag_runner import load_dag
+
+    monkeypatch.setenv("DIFY_EXAMPLE_KNOWLEDGE_BASE", "test-one-sync")
+    monkeypatch.delenv("DIFY_EXAMPLE_SMOKE_QUERY", raising=False)
+    export = load_dag(EXAMPLES / "example_dify_warehouse_export.py")
+    other = export.get_task("sync_faq" if only == "sync_products" else "sync_products")
+
+    def not_this_time(self: Any, context: Any) -> None:
+        raise AirflowSkipException("only one sync writes in this test")
+
+    monkeypatch.setattr(type(other), "execute", not_this_time)
+    exported = run(export)
+    assert (task_state(exported, only), task_state(exported, other.task_id)) == ("success", "skipped")
+    check = run(load_dag(EXAMPLES / "example_dify_knowledge_base_changed.py"))
+    assert [task_state(check, task) for task in ("what_changed", "retrieve", "check_hits")] == ["success"] * 3
+    assert xcom_value(check, "check_hits") >= 1
