@@ -4,7 +4,8 @@ Run the Dify emulator in the foreground::
     python -m airflow_provider_dify.testing [--port 5101] [--api-key K] [--indexing-seconds S] ...
 
 Prints the API URL, the key, whether an embedding model is emulated and the exact
-``export AIRFLOW_CONN_DIFY_DEFAULT=...`` line; stops on Ctrl-C.
+``export AIRFLOW_CONN_DIFY_DEFAULT=...`` line; stops on Ctrl-C or ``SIGTERM`` (what ``kill``, a service
+manager and ``docker stop`` send), exiting with 0.
 
 From the shell the emulator stands in for a Dify a developer works with, so it differs from the library's
 defaults in three ways: the key is fixed (:data:`CLI_API_KEY`, so a connection exported once keeps working
@@ -16,7 +17,9 @@ and the port is :data:`CLI_PORT`, not 5001, which a self-hosted Dify's API takes
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+from types import FrameType
 
 from airflow_provider_dify.testing.config import SERVER_VERSIONS
 from airflow_provider_dify.testing.server import DifyEmulator
@@ -76,9 +79,17 @@ def _embedding_line(available: bool) -> str:
     return "none (high_quality and retrieval without a model answer 400; --embedding-available to emulate one)"
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Parse arguments, run the emulator until Ctrl-C."""
+    """Parse arguments, run the emulator until Ctrl-C or SIGTERM."""
     args = _parser().parse_args(argv)
+    # Ctrl-C stops it even when the shell started it with Ctrl-C ignored (``... &`` in a script), and SIGTERM
+    # stops it as cleanly.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     emulator = DifyEmulator(
         host=args.host,
         port=args.port,

@@ -163,9 +163,10 @@ def test_unknown_knob_and_bad_values_are_refused() -> None:
         dify.configure(port=1)
 
 
-def _run_command_line(*arguments: str) -> tuple[list[str], int]:
+def _run_command_line(*arguments: str, stop: signal.Signals = signal.SIGINT) -> tuple[list[str], int]:
     """Start ``python -m airflow_provider_dify.testing`` with a free port, read its banner, answer one
-    ``high_quality`` create with the banner's key, stop it with Ctrl-C; return the banner and the status."""
+    ``high_quality`` create with the banner's key, stop it with ``stop`` (Ctrl-C's signal by default); return
+    the banner and the status."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     args = [sys.executable, "-m", "airflow_provider_dify.testing", "--port", "0", *arguments]
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -184,8 +185,12 @@ def _run_command_line(*arguments: str) -> tuple[list[str], int]:
         )
         banner.append(f"create: {response.status_code}")
     finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=20)
+        process.send_signal(stop)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()  # no emulator outlives the test
+            raise
     return banner, process.returncode
 
 
@@ -196,6 +201,23 @@ def test_command_line_runs_until_interrupted() -> None:
     # Dify's own curl examples create high_quality knowledge bases: an embedding model is emulated by default.
     assert banner[-1] == "create: 200"
     assert any("Embedding model: emulated" in line for line in banner)
+
+
+def test_command_line_stops_cleanly_on_sigterm() -> None:
+    banner, returncode = _run_command_line("--api-key", "dataset-cli", stop=signal.SIGTERM)
+    assert returncode == 0 and banner[-1] == "create: 200"
+
+
+def test_command_line_stops_on_ctrl_c_even_when_started_with_it_ignored() -> None:
+    """A shell without job control starts background commands with Ctrl-C ignored (``cmd &`` in a script),
+    and Python then never raises KeyboardInterrupt: the emulator takes Ctrl-C back, so no copy outlives a
+    script or a test run that started it so."""
+    ignored = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited by the child, as from such a shell
+    try:
+        banner, returncode = _run_command_line("--api-key", "dataset-cli")
+    finally:
+        signal.signal(signal.SIGINT, ignored)
+    assert returncode == 0 and banner[-1] == "create: 200"
 
 
 def test_command_line_key_is_fixed_and_embeddings_can_be_refused() -> None:
