@@ -16,6 +16,7 @@ from airflow_provider_dify.operators._base import (
     skip_check,
 )
 from airflow_provider_dify.operators._documents import PIPELINE_RUNTIME_MODE, local_file, resolve_dataset
+from airflow_provider_dify.operators._lineage import KnowledgeBaseLineageMixin
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -33,7 +34,7 @@ def datasource_item_name(datasource_type: str, item: Mapping[str, Any]) -> str |
     return item.get("name")
 
 
-class DifyRunPipelineOperator(DifyIndexingWaitOperator):
+class DifyRunPipelineOperator(KnowledgeBaseLineageMixin, DifyIndexingWaitOperator):
     """
     Run the knowledge pipeline of a ``rag_pipeline`` knowledge base on files or datasource items, then wait
     (in the worker, or deferred to the triggerer) until the documents it produced are indexed.
@@ -46,9 +47,11 @@ class DifyRunPipelineOperator(DifyIndexingWaitOperator):
     document name (a file's name, a page's title) is already in the knowledge base is not run again (its
     document is still waited for), and the hook never repeats a run whose outcome is unknown.
 
-    Returns (XCom) ``{dataset_id, dataset_name, batch, document_ids, documents, skipped, console_url}``
-    (plus ``indexing``, the per-document results, with ``wait_for_indexing``); ``documents`` are
-    ``{id, name}``; ``skipped`` are the names of items not run again.
+    Returns (XCom) ``{dataset_id, dataset_name, granularity: "documents", counts: {created, unchanged}, batch,
+    document_ids, documents, skipped, console_url}`` (plus ``indexing``, the per-document results, with
+    ``wait_for_indexing``); ``documents`` are ``{id, name}``; ``skipped`` are the names of items not run again.
+    A run that produced documents reports the knowledge base's change as the other writing operators do (an
+    asset event, OpenLineage facets).
 
     :param dataset_id: the knowledge base's id (or give ``dataset_name``).
     :param dataset_name: the knowledge base's exact name (or give ``dataset_id``).
@@ -104,6 +107,7 @@ class DifyRunPipelineOperator(DifyIndexingWaitOperator):
         self.skip_existing = bool(skip_existing)
         self.wait_for_indexing = bool(wait_for_indexing)
         self._check(build=True)
+        self.declare_knowledge_base(dataset_name=dataset_name, dataset_id=dataset_id)
 
     def _check(self, *, build: bool) -> dict[str, Any]:
         check_dataset_and_document(self, build=build, document=False)
@@ -198,6 +202,8 @@ class DifyRunPipelineOperator(DifyIndexingWaitOperator):
         manifest: dict[str, Any] = {
             "dataset_id": dataset_id,
             "dataset_name": dataset.get("name"),
+            "granularity": "documents",
+            "counts": {"created": len(produced), "unchanged": len(skipped)},
             "batch": batch,
             "document_ids": [d["id"] for d in produced],
             "documents": produced,
@@ -215,7 +221,7 @@ class DifyRunPipelineOperator(DifyIndexingWaitOperator):
                 document_ids=waited,
                 manifest=manifest,
             )
-        return manifest
+        return self.report_knowledge_base(context, manifest)
 
     def _items(
         self, hook: DifyHook, checked: Mapping[str, Any], existing: Mapping[str, str]
@@ -242,4 +248,4 @@ class DifyRunPipelineOperator(DifyIndexingWaitOperator):
         self, context: Context, event: Mapping[str, Any] | None = None, manifest: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """Resume after the indexing trigger: return the manifest with the indexing results."""
-        return self.resumed_manifest(context, event, manifest)
+        return self.report_knowledge_base(context, self.resumed_manifest(context, event, manifest))

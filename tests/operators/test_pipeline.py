@@ -14,12 +14,14 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_dify.assets import knowledge_base_named, knowledge_base_uri
 from airflow_provider_dify.exceptions import DifyServerError, DifyValidationError
 from airflow_provider_dify.operators.documents import DifyCreateDocumentOperator
 from airflow_provider_dify.operators.pipeline import DifyRunPipelineOperator
 from airflow_provider_dify.operators.sync import DifySyncDocumentsOperator
 from airflow_provider_dify.testing.dag_runner import run_dag, task_state, try_number, xcom_value
 from tests.operators.helpers import content_writes, context, dag_id
+from tests.sync.test_asset_events import asset_events
 
 DATASET_ID = "5e1f0c3a-6b2d-4f8e-9a1c-7d3b2e4f6a80"  # a well-formed id of no knowledge base
 
@@ -178,6 +180,14 @@ def test_run_pipeline_defers_until_its_documents_are_indexed_and_reruns_write_no
     assert {result["indexing_status"] for result in manifest["indexing"]} == {"completed"}
     assert xcom_value(run, "pipeline", key="resumed_with") == "success"
     assert dify_emulator.count("POST", RUN_ROUTE) == 1
+    # Resumed, it reports the change: an event of the knowledge base the file names (the writers' way).
+    [(task, extra)] = asset_events(knowledge_base_named("pipeline-kb").uri)
+    assert (task, extra["granularity"], extra["created"], extra["batches"]) == (
+        "pipeline",
+        "documents",
+        2,
+        [manifest["batch"]],
+    )
 
     # The same task again: every file is already a document, so nothing is uploaded or run.
     writes_before = len(content_writes(dify_emulator))
@@ -193,6 +203,9 @@ def test_run_pipeline_defers_until_its_documents_are_indexed_and_reruns_write_no
     assert sorted(r["id"] for r in again_manifest["indexing"]) == sorted(d["id"] for d in stored)
     assert len(content_writes(dify_emulator)) == writes_before
     assert len(dify_emulator.documents(dataset["id"])) == 2
+    assert again_manifest["counts"] == {"created": 0, "unchanged": 2}  # and so no event, by name or by id
+    assert len(asset_events(knowledge_base_named("pipeline-kb").uri)) == 1
+    assert asset_events(knowledge_base_uri(dify_emulator.url, dataset["id"])) == []
 
 
 @pytest.mark.dify_emulator(indexing_seconds=0.05)
