@@ -6,11 +6,12 @@ pipeline (a file datasource, an extractor, a chunker, the knowledge index). Docu
 create-by-text or create-by-file would skip that pipeline, so this DAG runs the pipeline itself: each file is
 uploaded and becomes one document of one batch. A re-run leaves out files whose document is already there.
 
-Settings (DAG params; defaults from environment variables):
+The file names the knowledge base (``KNOWLEDGE_BASE``, from ``DIFY_EXAMPLE_PIPELINE_KNOWLEDGE_BASE`` when the file
+is parsed, default ``airflow-example-pipeline``; the pipeline knowledge base must exist), so the task declares
+its asset ``dify-knowledge-base://dify_default/<name>`` and its event is quiet (docs/assets.md).
 
-* ``knowledge_base`` (``DIFY_EXAMPLE_PIPELINE_KNOWLEDGE_BASE``, default ``airflow-example-pipeline``): the
-  name of the pipeline knowledge base (it must exist);
-* ``files``: the files to run the pipeline on (default: the Markdown files of this folder's ``sample_docs``).
+DAG param ``files``: the files to run the pipeline on (default: the Markdown files of this folder's
+``sample_docs``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from airflow.providers.common.compat.sdk import DAG, Param
 from airflow_provider_dify.operators.pipeline import DifyRunPipelineOperator
 
 DAG_ID = "example_dify_knowledge_pipeline"
+#: The pipeline knowledge base, named in the file: the task declares its asset as its outlet.
+KNOWLEDGE_BASE = os.environ.get("DIFY_EXAMPLE_PIPELINE_KNOWLEDGE_BASE", "airflow-example-pipeline")
 SAMPLE_FILES = sorted(str(path) for path in (Path(__file__).resolve().parent / "sample_docs").glob("*.md"))
 
 with DAG(
@@ -34,12 +37,6 @@ with DAG(
     catchup=False,
     default_args={"retries": 2, "retry_delay": timedelta(minutes=1)},
     params={
-        "knowledge_base": Param(
-            os.environ.get("DIFY_EXAMPLE_PIPELINE_KNOWLEDGE_BASE", "airflow-example-pipeline"),
-            type="string",
-            minLength=1,
-            maxLength=40,
-        ),
         "files": Param(SAMPLE_FILES, type="array", minItems=1),
     },
     render_template_as_native_obj=True,
@@ -47,7 +44,7 @@ with DAG(
 ) as dag:
     DifyRunPipelineOperator(
         task_id="run_pipeline",
-        dataset_name="{{ params.knowledge_base }}",
+        dataset_name=KNOWLEDGE_BASE,
         files="{{ params.files }}",
         deferrable=True,
         poll_interval=5,
