@@ -86,6 +86,7 @@ def test_an_operator_given_a_literal_name_declares_its_named_asset_when_the_file
     from airflow_provider_dify.assets import knowledge_base_asset
     from airflow_provider_dify.operators.datasets import DifyCreateDatasetOperator, DifyDeleteDatasetOperator
     from airflow_provider_dify.operators.documents import DifyCreateDocumentOperator
+    from airflow_provider_dify.operators.pipeline import DifyRunPipelineOperator
     from airflow_provider_dify.operators.segments import DifyAddSegmentsOperator
     from airflow_provider_dify.operators.sync import DifySyncChunksOperator, DifySyncDocumentsOperator
 
@@ -100,6 +101,7 @@ def test_an_operator_given_a_literal_name_declares_its_named_asset_when_the_file
                 task_id="add", dataset_name="support-faq", document_name="n", segments=[{"content": "c"}]
             ),
             "sync": DifySyncDocumentsOperator(task_id="sync", dataset_name="support-faq", **sync),
+            "pipeline": DifyRunPipelineOperator(task_id="run", dataset_name="support-faq", files=["/data/a.pdf"]),
             "templated": DifySyncDocumentsOperator(task_id="t1", dataset_name="{{ params.kb }}", **sync),
             "by id": DifySyncDocumentsOperator(task_id="t2", dataset_id="{{ ti.xcom_pull('kb') }}", **sync),
             "declared": DifySyncChunksOperator(
@@ -110,7 +112,7 @@ def test_an_operator_given_a_literal_name_declares_its_named_asset_when_the_file
             ),
         }
     got = {label: _uris(operator.outlets) for label, operator in operators.items()}
-    for label in ("create kb", "delete kb", "document", "chunks", "sync"):
+    for label in ("create kb", "delete kb", "document", "chunks", "sync", "pipeline"):
         assert got[label] == [NAMED, "alias:dify:dify_eu"], label
     assert got["templated"] == got["by id"] == ["alias:dify:dify_eu"]
     assert got["declared"] == [declared_id.uri, "alias:dify:dify_eu"]
