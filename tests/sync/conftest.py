@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,3 +50,24 @@ def dify_fast_retries(dify_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> It
     )
     monkeypatch.setenv("AIRFLOW_CONN_DIFY_DEFAULT", json.dumps(connection))
     yield dify_emulator
+
+
+@pytest.fixture
+def quiet_named_events(
+    capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> Callable[[str, list[str]], None]:
+    """
+    A check that the knowledge base named ``name`` got its events on its named asset, from ``tasks`` in that
+    order, and that nothing the test ran logged a line with "warning" (its output and log records so far).
+    """
+
+    def check(name: str, tasks: list[str]) -> None:
+        from airflow_provider_dify.assets import knowledge_base_named
+        from tests.sync.test_asset_events import asset_events
+
+        captured = capfd.readouterr()
+        logged = captured.out + captured.err + caplog.text
+        assert [task for task, _ in asset_events(knowledge_base_named(name).uri)] == tasks
+        assert [line for line in logged.splitlines() if "warning" in line.lower()] == []
+
+    return check

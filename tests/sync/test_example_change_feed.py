@@ -26,11 +26,7 @@ ROWS = [  # note_id, title, body, updated_at, is_deleted
 
 
 def test_hours_backfilled_newest_first_end_with_the_newest_versions(
-    dify_emulator: Any,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capfd: pytest.CaptureFixture[str],
-    caplog: pytest.LogCaptureFixture,
+    dify_emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quiet_named_events: Any
 ) -> None:
     from example_dags.warehouse import sqlite_connection_json
 
@@ -58,10 +54,8 @@ def test_hours_backfilled_newest_first_end_with_the_newest_versions(
         changed += any(counts[kind] for kind in ("created", "updated", "deleted"))
         dify_emulator.wait_for_indexing()
     assert stale == 2  # note 1's first version and note 2's creation came after newer ones
-    from tests.sync.test_example_dags import quiet_named_events
-
-    captured = capfd.readouterr()  # the file names the knowledge base: each changing hour's event is quiet
-    quiet_named_events(captured.out + captured.err + caplog.text, "airflow-example-changes", ["sync_changes"] * changed)
+    # The file names the knowledge base: each changing hour's event is quiet.
+    quiet_named_events("airflow-example-changes", ["sync_changes"] * changed)
     live = {
         doc["name"]: doc["text"]
         for doc in dify_emulator.documents(dataset_id)

@@ -43,21 +43,8 @@ def test_every_example_dag_parses_without_errors() -> None:
     } <= set(bag.dag_ids)
 
 
-def quiet_named_events(logged: str, name: str, tasks: list[str]) -> None:
-    """The writing tasks sent their events to the knowledge base's named asset, and nothing logged a warning."""
-    from airflow_provider_dify.assets import knowledge_base_named
-    from tests.sync.test_asset_events import asset_events
-
-    assert [task for task, _ in asset_events(knowledge_base_named(name).uri)] == tasks
-    assert [line for line in logged.splitlines() if "warning" in line.lower()] == []
-
-
 def test_object_storage_files_updated_only_when_changed(
-    dify_emulator: Any,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capfd: pytest.CaptureFixture[str],
-    caplog: pytest.LogCaptureFixture,
+    dify_emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quiet_named_events: Any
 ) -> None:
     from airflow_provider_dify.testing.dag_runner import load_dag
 
@@ -68,8 +55,7 @@ def test_object_storage_files_updated_only_when_changed(
     conf = {"prefix": f"file://{prefix}"}
     first = xcom_value(run(dag, **conf), "sync_files")
     assert first["counts"]["created"] == 4
-    captured = capfd.readouterr()
-    quiet_named_events(captured.out + captured.err + caplog.text, "test-handbook", ["knowledge_base", "sync_files"])
+    quiet_named_events("test-handbook", ["knowledge_base", "sync_files"])
     dataset = dify_emulator.find_dataset("test-handbook")
     names = sorted(doc["name"] for doc in dify_emulator.documents(dataset["id"]))
     assert names == [
@@ -94,11 +80,7 @@ def test_object_storage_files_updated_only_when_changed(
 
 
 def test_curated_qa_adds_chunks_once_and_finds_them(
-    dify_emulator: Any,
-    warehouse: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capfd: pytest.CaptureFixture[str],
-    caplog: pytest.LogCaptureFixture,
+    dify_emulator: Any, warehouse: Path, monkeypatch: pytest.MonkeyPatch, quiet_named_events: Any
 ) -> None:
     from airflow_provider_dify.testing.dag_runner import load_dag
 
@@ -107,9 +89,7 @@ def test_curated_qa_adds_chunks_once_and_finds_them(
     dag_run = run(dag, category="Care", query="descale")
     for task_id in ("knowledge_base", "curated_document", "load_chunks", "add_chunks", "retrieve"):
         assert task_state(dag_run, task_id) == "success", task_id
-    captured = capfd.readouterr()
-    writers = ["knowledge_base", "curated_document", "add_chunks"]
-    quiet_named_events(captured.out + captured.err + caplog.text, "test-curated", writers)
+    quiet_named_events("test-curated", ["knowledge_base", "curated_document", "add_chunks"])
     added = xcom_value(dag_run, "add_chunks")
     assert added["added"] == 7
     hits = xcom_value(dag_run, "retrieve")["records"]

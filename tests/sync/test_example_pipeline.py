@@ -13,16 +13,13 @@ pytestmark = [pytest.mark.usefixtures("airflow_db"), pytest.mark.dify_emulator(i
 
 
 def test_the_example_runs_the_pipeline_once_per_file(
-    dify_emulator: Any,
-    monkeypatch: pytest.MonkeyPatch,
-    capfd: pytest.CaptureFixture[str],
-    caplog: pytest.LogCaptureFixture,
+    dify_emulator: Any, monkeypatch: pytest.MonkeyPatch, quiet_named_events: Any
 ) -> None:
     from airflow_provider_dify.assets import knowledge_base_named
     from airflow_provider_dify.testing.dag_runner import load_dag
     from example_dags.example_dify_knowledge_pipeline import SAMPLE_FILES
     from tests.sync.test_asset_events import asset_events
-    from tests.sync.test_example_dags import EXAMPLES, quiet_named_events
+    from tests.sync.test_example_dags import EXAMPLES
 
     monkeypatch.setenv("DIFY_EXAMPLE_PIPELINE_KNOWLEDGE_BASE", "test-pipeline")  # read when the file is parsed
     dag = load_dag(EXAMPLES / "example_dify_knowledge_pipeline.py")
@@ -33,8 +30,7 @@ def test_the_example_runs_the_pipeline_once_per_file(
     names = sorted(Path(path).name for path in SAMPLE_FILES)
     assert sorted(doc["name"] for doc in dify_emulator.documents(dataset["id"])) == names
     assert {result["indexing_status"] for result in manifest["indexing"]} == {"completed"}
-    captured = capfd.readouterr()
-    quiet_named_events(captured.out + captured.err + caplog.text, "test-pipeline", ["run_pipeline"])
+    quiet_named_events("test-pipeline", ["run_pipeline"])
     [(_, extra)] = asset_events(knowledge_base_named("test-pipeline").uri)
     assert (extra["granularity"], extra["created"], extra["unchanged"]) == ("documents", len(names), 0)
     assert extra["batches"] == [manifest["batch"]]
