@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from types import FrameType
 
 from airflow_provider_dify.testing.config import SERVER_VERSIONS
 from airflow_provider_dify.testing.server import DifyEmulator
@@ -79,17 +78,13 @@ def _embedding_line(available: bool) -> str:
     return "none (high_quality and retrieval without a model answer 400; --embedding-available to emulate one)"
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, run the emulator until Ctrl-C or SIGTERM."""
     args = _parser().parse_args(argv)
     # Ctrl-C stops it even when the shell started it with Ctrl-C ignored (``... &`` in a script), and SIGTERM
     # stops it as cleanly.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # it raises KeyboardInterrupt whatever the signal
     emulator = DifyEmulator(
         host=args.host,
         port=args.port,
