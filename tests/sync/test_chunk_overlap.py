@@ -38,6 +38,20 @@ def assert_exact(dify: Any, dataset_id: str, document_id: str, rows: list[dict[s
     assert sorted(found) == sorted(workers.texts(rows)), "a record is missing, duplicated or stale"
 
 
+def post_chunks(dify: Any, dataset_id: str, document_id: str, contents: list[str]) -> list[dict[str, Any]]:
+    """Add chunks as another writer would, over HTTP; return them as Dify answered."""
+    import requests
+
+    answer = requests.post(
+        f"{dify.url}{SEGMENTS.format(dataset_id=dataset_id, document_id=document_id)}",
+        json={"segments": [{"content": content} for content in contents]},
+        headers=dify.headers,
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    return answer.json()["data"]
+
+
 def _seed_holder(
     dify: Any, dataset_id: str, document_id: str, rng: random.Random, rows: list[dict[str, Any]]
 ) -> dict[str, str]:
@@ -45,28 +59,20 @@ def _seed_holder(
 
     :return: the chunk id of each record that has a chunk already, by the record's text.
     """
-    import requests
-
     present, texts = [], []
     for row in rows:
         roll = rng.random()
         text = f"{row['name']}: {row['detail']}"
         if roll < 0.25:
-            present.append({"content": text})
+            present.append(text)
             texts.append(text)
         elif roll < 0.4:
-            present.append({"content": f"{text}\n\n[key: {row['sku']}]"})
+            present.append(f"{text}\n\n[key: {row['sku']}]")
             texts.append(text)
-    present += [{"content": f"stale chunk {n}"} for n in range(rng.randint(0, 3))]
+    present += [f"stale chunk {n}" for n in range(rng.randint(0, 3))]
     if present:
-        answer = requests.post(
-            f"{dify.url}/datasets/{dataset_id}/documents/{document_id}/segments",
-            json={"segments": present},
-            headers={"Authorization": f"Bearer {dify.api_key}"},
-            timeout=30,
-        )
-        assert answer.status_code == 200, answer.text
-        return dict(zip(texts, (chunk["id"] for chunk in answer.json()["data"]), strict=False))
+        added = post_chunks(dify, dataset_id, document_id, present)
+        return dict(zip(texts, (chunk["id"] for chunk in added), strict=False))
     return {}
 
 
@@ -235,8 +241,6 @@ def _thread_safe_execute() -> None:
 
 def _other_writer_before_reads(dify: Any, dataset_id: str, document_id: str, added: list[str]) -> Any:
     """A ``ChunkSync`` whose verifying reads each come after another writer added the next of ``added``."""
-    import requests
-
     from airflow_provider_dify.hooks.dify import DifyHook
     from airflow_provider_dify.operators.sync._chunk_sync import ChunkSync
 
@@ -246,13 +250,7 @@ def _other_writer_before_reads(dify: Any, dataset_id: str, document_id: str, add
     def list_chunks() -> list[dict[str, Any]]:
         reads["n"] += 1
         if reads["n"] > 1 and added:  # after this run's first write pass: one chunk per read, as a slow writer
-            answer = requests.post(
-                f"{dify.url}{SEGMENTS.format(dataset_id=dataset_id, document_id=document_id)}",
-                json={"segments": [{"content": added.pop(0)}]},
-                headers={"Authorization": f"Bearer {dify.api_key}"},
-                timeout=30,
-            )
-            assert answer.status_code == 200, answer.text
+            post_chunks(dify, dataset_id, document_id, [added.pop(0)])
         return listing()
 
     sync.list_chunks = list_chunks  # type: ignore[method-assign]
@@ -292,7 +290,7 @@ def test_a_writer_that_wants_other_chunks_fails_the_run_after_three_reads_and_a_
     result = _reconcile(_other_writer_before_reads(dify_emulator, dataset_id, document_id, others), rows)
     assert not result.verified and result.passes == 1 + MAX_VERIFY_PASSES
     [failure] = result.failed
-    assert failure["operation"] == "verify" and "after 3 verifying reads" in failure["error"]
+    assert failure["operation"] == "verify" and f"after {MAX_VERIFY_PASSES} verifying reads" in failure["error"]
     assert _reconcile(_other_writer_before_reads(dify_emulator, dataset_id, document_id, []), rows).verified
     assert_exact(dify_emulator, dataset_id, document_id, rows)
 
